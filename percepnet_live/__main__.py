@@ -1,0 +1,5 @@
+"""``python -m percepnet_live`` runs the CLI."""
+
+from .cli import main
+
+main()
