@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages percepnet-live needs, only where missing.
 #   libportaudio2            PortAudio, the audio I/O library behind sounddevice
+#   libasound2-plugins       the ALSA `pulse` PCM: how PortAudio (ALSA host API only) reaches PulseAudio/PipeWire
 #   pulseaudio, pulseaudio-utils (pactl)   sound server + its client, for the virtual mic and the tests
 #   pipewire, pipewire-pulse, wireplumber, dbus   the PipeWire end-to-end tests
 #   tmux                     drives the monitor TUI in its test
 #   systemd                  systemd-analyze verifies the user unit
 set -euo pipefail
-want=(libportaudio2 pulseaudio pulseaudio-utils pipewire pipewire-pulse wireplumber dbus tmux systemd)
+want=(libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils pipewire pipewire-pulse wireplumber dbus tmux systemd)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
