@@ -1,0 +1,1 @@
+"""The enhancement network at run time (numba inference and the shipped weights); never imports torch."""
