@@ -1,0 +1,315 @@
+"""The live dashboard: render daemon snapshots with rich, read single keys from the terminal.
+
+:func:`render` turns one snapshot (the engine's schema, version 1) into a rich renderable: header
+(state, uptime, bypass, attenuation limit), devices, input/output level meters, overall
+suppression and voice activity, the 34 per-band attenuations as bars, latency, per-frame
+processing time, CPU load, xruns and passthrough counters. :func:`run_dashboard` shows it in a
+``rich.live.Live`` at 10-20 Hz and handles the keys ``b`` (toggle bypass), ``+``/``-`` (raise or
+lower the attenuation limit) and ``q`` (quit the view; the daemon keeps running).
+
+The view reads snapshots from a *source*: :class:`SocketSource` subscribes to a daemon's control
+socket (``percepnet-live monitor``) and reconnects if the daemon restarts; :class:`LocalSource`
+polls a ``Daemon`` in the same process (``run --tui`` and ``demo``). Either way the dashboard
+only sees numbers; it never reaches into the audio path.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import termios
+import time
+import tty
+from typing import Any, Callable
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from . import format as F
+
+LIMIT_STEPS: tuple[float, ...] = (0, 3, 6, 9, 12, 15, 20, 25, 30, 40)
+"""Attenuation limits the ``+``/``-`` keys step through (dB); above the last comes unlimited."""
+
+DEFAULT_RATE_HZ = 15.0
+
+
+def next_limit(current: float | None, direction: int) -> float | None:
+    """The attenuation limit one ``+`` (direction 1: allow more suppression) or ``-`` step away.
+
+    ``None`` is unlimited, the top of the scale: ``-`` from unlimited goes to 40 dB, ``+`` from
+    40 dB to unlimited. A value between steps moves to the neighbouring step."""
+    if direction > 0:
+        if current is None:
+            return None
+        higher = [s for s in LIMIT_STEPS if s > current + 1e-6]
+        return float(higher[0]) if higher else None
+    if current is None:
+        return float(LIMIT_STEPS[-1])
+    lower = [s for s in LIMIT_STEPS if s < current - 1e-6]
+    return float(lower[-1]) if lower else float(LIMIT_STEPS[0])
+
+
+def render(snap: dict[str, Any] | None, note: str = "", keys: bool = True, source: str = "") -> RenderableType:
+    """The dashboard for one snapshot (``None``: waiting for the first one)."""
+    if snap is None:
+        body: RenderableType = Text(note or "waiting for the daemon…", style="yellow")
+        return Panel(body, title="percepnet-live monitor", border_style="yellow")
+    g = snap.get
+    inp, out = g("input") or {}, g("output") or {}
+    lev, sup = g("levels") or {}, g("suppression") or {}
+    lat, proc, cnt = g("latency_ms") or {}, g("processing_ms") or {}, g("counters") or {}
+    state, style = F.overall_state(snap)
+    limit = g("attenuation_limit_db")
+
+    header = Text.assemble(("● ", style), (state, style), "   up ", (F.uptime(g("uptime_s")), "bold"),
+                           "   bypass ", ("ON" if g("bypass") else "off", "bold magenta" if g("bypass") else ""),
+                           "   limit ", (F.limit_text(limit), "bold"))
+
+    devices = Table.grid(padding=(0, 1))
+    devices.add_column(style="dim", width=7)
+    devices.add_column()
+    devices.add_row("input", Text.assemble((str(inp.get("device", "–")), "bold"),
+                                           f"  {inp.get('state', '–')} · {inp.get('rate', '–')} Hz · "
+                                           f"{inp.get('channels', '–')} ch"))
+    vmic = out.get("virtual_mic")
+    devices.add_row("output", Text.assemble((str(out.get("device", "–")), "bold"),
+                                            f"  {out.get('state', '–')} · {out.get('rate', '–')} Hz",
+                                            (f" · virtual mic “{vmic}”" if vmic else "", "")))
+
+    meters = Table.grid(padding=(0, 1))
+    meters.add_column(style="dim", width=11)
+    meters.add_column(justify="right", width=11)
+    meters.add_column()
+    meters.add_row("input", f"{F.num(lev.get('input_dbfs'))} dBFS", F.level_meter(lev.get("input_dbfs")))
+    meters.add_row("output", f"{F.num(lev.get('output_dbfs'))} dBFS", F.level_meter(lev.get("output_dbfs")))
+    meters.add_row("suppression", f"{F.num(sup.get('overall_db'))} dB",
+                   F.amount_meter(sup.get("overall_db"), 40.0, style="cyan"))
+    vad = sup.get("vad")
+    voiced = isinstance(vad, (int, float)) and vad >= 0.5
+    meters.add_row("voice", Text(f"{F.num(vad, '.2f')} " + ("●" if voiced else "○"),
+                                 style="bold green" if voiced else "dim"),
+                   F.amount_meter(vad, 1.0, style="green"))
+
+    chart = F.band_chart(sup.get("bands_db"), limit_db=limit)
+    bands = Group(Text("attenuation per band (dB), 34 ERB bands", style="dim"), *chart)
+
+    perf = Table.grid(padding=(0, 1))
+    perf.add_column(style="dim", width=11)
+    perf.add_column()
+    perf.add_row("latency", Text.assemble((f"{F.num(lat.get('total'))} ms", "bold"),
+                                          f" = {F.num(lat.get('algorithmic'))} algorithmic + "
+                                          f"{F.num(lat.get('buffers'))} buffers"))
+    p99 = proc.get("p99")
+    perf.add_row("per frame", Text.assemble(f"median {F.num(proc.get('median'), '.2f')} ms · p99 ",
+                                            (f"{F.num(p99, '.2f')}", "bold red" if isinstance(p99, (int, float)) and p99 > 8 else ""),
+                                            f" ms · max {F.num(proc.get('max'), '.2f')} ms  (budget 10 ms)"))
+    perf.add_row("cpu", Text.assemble((f"{F.num(g('cpu_percent'))} %", "bold"), " of one core"))
+    xruns = (cnt.get("input_overflows") or 0) + (cnt.get("output_underflows") or 0)
+    perf.add_row("xruns", Text.assemble((str(xruns), "bold red" if xruns else "bold green"),
+                                        f"  ({cnt.get('input_overflows', '–')} input overflows, "
+                                        f"{cnt.get('output_underflows', '–')} output underflows)"))
+    perf.add_row("passthrough", f"{cnt.get('passthrough_events', '–')} events, {cnt.get('passthrough_blocks', '–')} "
+                                f"blocks · device events {cnt.get('device_events', '–')}")
+
+    footer = Text()
+    if keys:
+        footer.append("b", "bold") .append(" bypass  ")
+        footer.append("+/-", "bold").append(" attenuation limit  ")
+        footer.append("q", "bold").append(" quit monitor")
+    else:
+        footer.append("keys unavailable (input is not a terminal) · Ctrl-C quits", style="dim")
+    if note:
+        footer.append("   " + note, style="yellow")
+
+    body = Group(header, Text(""), devices, Text(""), meters, Text(""), bands, Text(""), perf)
+    title = "percepnet-live monitor" + (f" · {source}" if source else "")
+    return Panel(body, title=title, subtitle=footer, border_style=style.replace("bold ", ""), expand=False)
+
+
+class KeyReader:
+    """Single keypresses from a terminal without Enter or echo (cbreak mode), restored on exit.
+
+    Inactive (``fd`` is None) when stdin is not a terminal."""
+
+    def __init__(self, stream: Any = None):
+        stream = sys.stdin if stream is None else stream
+        try:
+            fd = stream.fileno()
+        except (AttributeError, ValueError, OSError):
+            fd = -1
+        self.fd: int | None = fd if fd >= 0 and os.isatty(fd) else None
+        self._saved: list[Any] | None = None
+
+    def __enter__(self) -> "KeyReader":
+        if self.fd is not None:
+            self._saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None and self._saved is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+
+    def read(self) -> str:
+        """The characters typed since the last call (call when ``fd`` is readable)."""
+        if self.fd is None:
+            return ""
+        try:
+            return os.read(self.fd, 64).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class SocketSource:
+    """Snapshots pushed by a daemon over its control socket; reconnects when the daemon restarts."""
+
+    def __init__(self, path: Any = None, rate_hz: float = DEFAULT_RATE_HZ, client: Any = None):
+        from ..control.client import ControlClient
+        from ..control.protocol import default_socket_path
+
+        self.path = path if path is not None else default_socket_path()
+        self.rate_hz = rate_hz
+        self._connect_cls = ControlClient
+        self.client = client if client is not None else ControlClient.connect(self.path)
+        self.client.subscribe(rate_hz)
+        self.last: dict[str, Any] | None = None
+        self.note = ""
+        self._retry_at = 0.0
+        self.label = str(self.path)
+
+    def fileno(self) -> int | None:
+        return self.client.fileno() if self.client is not None else None
+
+    def poll(self) -> dict[str, Any] | None:
+        """The newest snapshot received (or the last one), reconnecting at most twice a second."""
+        from ..errors import UserError
+
+        if self.client is None:
+            if time.monotonic() < self._retry_at:
+                return None
+            self._retry_at = time.monotonic() + 0.5
+            try:
+                self.client = self._connect_cls.connect(self.path, timeout=1.0)
+                self.client.subscribe(self.rate_hz)
+                self.note = ""
+            except UserError:
+                self.client = None
+                return None
+        try:
+            snap = self.client.latest(0.0)
+        except UserError:
+            self.client.close()
+            self.client = None
+            self.last = None
+            self.note = "the daemon stopped; waiting for it to come back (q quits)"
+            return None
+        if snap is not None:
+            self.last = snap
+        return self.last
+
+    def set_bypass(self, on: bool) -> None:
+        if self.client is not None:
+            self.last = self.client.set_bypass(on)
+
+    def set_attenuation_limit(self, db: float | None) -> None:
+        if self.client is not None:
+            self.last = self.client.set_attenuation_limit(db)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+class LocalSource:
+    """Snapshots polled from a ``Daemon`` object in this process (``run --tui``, ``demo``)."""
+
+    def __init__(self, daemon: Any, label: str = "this process"):
+        self.daemon = daemon
+        self.note = ""
+        self.label = label
+
+    def fileno(self) -> int | None:
+        return None
+
+    def poll(self) -> dict[str, Any] | None:
+        return self.daemon.snapshot()
+
+    def set_bypass(self, on: bool) -> None:
+        self.daemon.set_bypass(on)
+
+    def set_attenuation_limit(self, db: float | None) -> None:
+        self.daemon.set_attenuation_limit(db)
+
+    def close(self) -> None:
+        pass
+
+
+def run_dashboard(source: Any, rate_hz: float = DEFAULT_RATE_HZ, console: Console | None = None,
+                  stop: Callable[[], bool] | None = None, screen: bool = True) -> int:
+    """Show the live dashboard until ``q`` (or Ctrl-C, or ``stop()`` returning True); returns 0.
+
+    Redraws ``rate_hz`` times per second (clamped to 1-20) from ``source.poll()``; keys act on
+    the daemon through the source."""
+    from rich.live import Live
+
+    rate_hz = min(20.0, max(1.0, float(rate_hz)))
+    period = 1.0 / rate_hz
+    console = console or Console()
+    note, note_until = "", 0.0
+    with KeyReader() as keys, Live(console=console, screen=screen, auto_refresh=False,
+                                   redirect_stdout=False, redirect_stderr=False) as live:
+        snap = source.poll()
+        next_frame = time.monotonic()
+        try:
+            while True:
+                if stop is not None and stop():
+                    return 0
+                now = time.monotonic()
+                if now >= next_frame:
+                    snap = source.poll()
+                    shown = note if now < note_until else ""
+                    live.update(render(snap, note=shown or source.note, keys=keys.fd is not None,
+                                       source=source.label), refresh=True)
+                    next_frame += period
+                    if next_frame < now:
+                        next_frame = now + period
+                fds = [fd for fd in (keys.fd, source.fileno()) if fd is not None]
+                ready, _, _ = select.select(fds, [], [], max(0.0, next_frame - time.monotonic()))
+                if keys.fd is not None and keys.fd in ready:
+                    for ch in keys.read():
+                        if ch in "qQ":
+                            return 0
+                        msg = _apply_key(ch, source, snap)
+                        snap = source.poll()  # the next key sees the new state
+                        if msg:
+                            note, note_until = msg, time.monotonic() + 3.0
+                            next_frame = time.monotonic()  # show the change at once
+                if source.fileno() is not None and source.fileno() in ready:
+                    source.poll()  # drain events now so the socket never backs up
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            source.close()
+
+
+def _apply_key(ch: str, source: Any, snap: dict[str, Any] | None) -> str:
+    """Act on one key; returns a short note for the footer ("" for keys we ignore)."""
+    from ..errors import UserError
+
+    if snap is None:
+        return ""
+    try:
+        if ch in "bB":
+            on = not bool(snap.get("bypass"))
+            source.set_bypass(on)
+            return "bypass ON: audio passes through unprocessed" if on else "bypass off: processing"
+        if ch in "+=-_":
+            new = next_limit(snap.get("attenuation_limit_db"), 1 if ch in "+=" else -1)
+            source.set_attenuation_limit(new)
+            return f"attenuation limit {F.limit_text(new)}"
+    except UserError as exc:
+        return str(exc)
+    return ""
