@@ -12,6 +12,12 @@ Everything random (which noise, where in it, the overall level) comes from a gen
 ``(seed, speech file name, SNR)``, so a mixture does not change when other clips are added or
 removed, and two runs with the same arguments evaluate the same audio bit for bit.
 
+Each corpus mixture starts with ``LEAD_IN_S`` (1 s) of the same noise alone. Systems process the
+whole mixture; metrics judge only the part after the lead-in (``Mixture.scored``). This is how the
+daemon meets speech (it has been listening to the room before anyone talks) and it keeps the
+adaptation time of stateful denoisers (noise trackers, normalisers, recurrent states) from being
+scored on clips that are often only 1-2 s long. ``lead_in_s=0`` scores from the first sample.
+
 Much of the corpus speech is band-limited (``bandwidth_hz`` in MANIFEST.csv: telephony prompts at
 4 kHz, game voices at 5.5-11 kHz). The noise is full band whatever the speech is, so a mixture of
 band-limited speech asks the enhancer to remove everything above the speech bandwidth; each
@@ -25,7 +31,7 @@ import csv
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -50,6 +56,9 @@ SPEECH_LEVEL_DBFS = (-33.0, -18.0)
 PEAK_LIMIT = 0.99
 """A mixture whose peak would exceed this is scaled down, speech and noise alike (SNR unchanged)."""
 
+LEAD_IN_S = 1.0
+"""Seconds of noise alone before the speech in a corpus mixture (not scored)."""
+
 CROSSFADE = HOP
 """Samples of raised-cosine crossfade where a short noise clip is looped."""
 
@@ -66,10 +75,17 @@ class Mixture:
     noise_path: str
     bandwidth_hz: float | None
     """Measured bandwidth of the original speech recording (MANIFEST.csv), None when unknown."""
+    lead_in: int = 0
+    """Samples of noise alone at the start (clean is zero there); metrics skip them."""
 
     @property
     def duration_s(self) -> float:
-        return len(self.clean) / SAMPLE_RATE
+        """Scored duration in seconds (the lead-in excluded)."""
+        return (len(self.clean) - self.lead_in) / SAMPLE_RATE
+
+    def scored(self, x: np.ndarray) -> np.ndarray:
+        """The part of a signal aligned with this mixture that metrics judge (after the lead-in)."""
+        return x[self.lead_in :]
 
 
 @dataclass(frozen=True)
@@ -152,25 +168,31 @@ def noise_excerpt(noise: np.ndarray, length: int, rng: np.random.Generator) -> n
     return out[start : start + length].astype(np.float32)
 
 
-def mix(clean: np.ndarray, noise: np.ndarray, snr_db: float, speech_level_dbfs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Scale ``clean`` to an active level of ``speech_level_dbfs`` and ``noise`` to ``snr_db`` below it.
+def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, speech_level_dbfs: float,
+        lead: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Place ``speech`` after ``lead`` samples, at an active level of ``speech_level_dbfs``, over ``noise``.
 
-    Returns ``(clean_scaled, noisy)``, float32; both are scaled down together if the mixture would
-    peak above ``PEAK_LIMIT``, which keeps the SNR exact.
+    ``noise`` has ``lead + len(speech)`` samples and is scaled so that the active speech power over
+    the power of the noise *under the speech* is ``snr_db``. Returns ``(clean, noisy)`` float32 of
+    ``len(noise)`` samples (clean is zero during the lead-in); both are scaled down together if
+    the mixture would peak above ``PEAK_LIMIT``, which keeps the SNR exact.
     """
-    ps = active_power(clean)
-    pn = float(np.mean(np.square(noise, dtype=np.float64)))
+    if len(noise) != lead + len(speech):
+        raise ValueError(f"noise has {len(noise)} samples, expected {lead + len(speech)}")
+    ps = active_power(speech)
+    pn = float(np.mean(np.square(noise[lead:], dtype=np.float64)))
     if ps <= 0.0:
         raise ValueError("silent speech clip")
     gain_s = np.sqrt(10.0 ** (speech_level_dbfs / 10.0) / ps)
     gain_n = np.sqrt(10.0 ** ((speech_level_dbfs - snr_db) / 10.0) / pn) if pn > 0.0 else 0.0
-    s = clean.astype(np.float64) * gain_s
-    y = s + noise.astype(np.float64) * gain_n
-    peak = float(np.max(np.abs(y)))
+    clean = np.zeros(len(noise), dtype=np.float64)
+    clean[lead:] = speech.astype(np.float64) * gain_s
+    noisy = clean + noise.astype(np.float64) * gain_n
+    peak = float(np.max(np.abs(noisy)))
     if peak > PEAK_LIMIT:
-        s *= PEAK_LIMIT / peak
-        y *= PEAK_LIMIT / peak
-    return s.astype(np.float32), y.astype(np.float32)
+        clean *= PEAK_LIMIT / peak
+        noisy *= PEAK_LIMIT / peak
+    return clean.astype(np.float32), noisy.astype(np.float32)
 
 
 def item_rng(seed: int, name: str, snr_db: float) -> np.random.Generator:
@@ -180,15 +202,21 @@ def item_rng(seed: int, name: str, snr_db: float) -> np.random.Generator:
 
 
 def make_mixture(speech: np.ndarray, noises: Sequence[tuple[str, np.ndarray]], snr_db: float, name: str,
-                 seed: int = 0, speech_path: str = "", bandwidth_hz: float | None = None) -> Mixture:
-    """Mix one speech signal with a seeded choice among ``noises`` (name, 48 kHz signal) at ``snr_db``."""
+                 seed: int = 0, speech_path: str = "", bandwidth_hz: float | None = None,
+                 lead_in_s: float = LEAD_IN_S) -> Mixture:
+    """Mix one speech signal with a seeded choice among ``noises`` (name, 48 kHz signal) at ``snr_db``.
+
+    The noise excerpt covers ``lead_in_s`` seconds before the speech as well; the SNR is measured
+    on the speech part only (speech active level over the power of the noise under the speech).
+    """
     rng = item_rng(seed, name, snr_db)
     noise_name, noise = noises[int(rng.integers(0, len(noises)))]
-    excerpt = noise_excerpt(noise, len(speech), rng)
+    lead = int(round(lead_in_s * SAMPLE_RATE))
+    excerpt = noise_excerpt(noise, lead + len(speech), rng)
     level = float(rng.uniform(*SPEECH_LEVEL_DBFS))
-    clean, noisy = mix(speech, excerpt, snr_db, level)
-    return Mixture(name=name, clean=clean, noisy=noisy, snr_db=float(snr_db), speech_path=speech_path,
-                   noise_path=noise_name, bandwidth_hz=bandwidth_hz)
+    clean, noisy = mix(speech, excerpt, snr_db, level, lead)
+    return Mixture(name=name, clean=clean, noisy=noisy, snr_db=float(snr_db),
+                   speech_path=speech_path, noise_path=noise_name, bandwidth_hz=bandwidth_hz, lead_in=lead)
 
 
 def corpus_clips(corpus: Path | str, split: str, kind: str) -> list[CorpusClip]:
@@ -231,7 +259,8 @@ def select_speech(clips: Sequence[CorpusClip], limit: int | None, seed: int,
 
 
 def corpus_mixtures(corpus: Path | str, split: str = "dev", snrs_db: Sequence[float] = DEFAULT_SNRS_DB,
-                    limit: int | None = None, seed: int = 0, min_bandwidth_hz: float | None = None) -> tuple[int, Iterator[Mixture]]:
+                    limit: int | None = None, seed: int = 0, min_bandwidth_hz: float | None = None,
+                    lead_in_s: float = LEAD_IN_S) -> tuple[int, Iterator[Mixture]]:
     """Every selected speech clip of ``split`` at every SNR: ``(count, iterator of Mixture)``.
 
     ``limit`` caps the number of speech clips (so each SNR row averages the same clips). Clips are
@@ -250,6 +279,93 @@ def corpus_mixtures(corpus: Path | str, split: str = "dev", snrs_db: Sequence[fl
             if active_power(x) <= 0.0:
                 continue
             for snr in snrs_db:
-                yield make_mixture(x, noises, snr, clip.path.name, seed, str(clip.path), clip.bandwidth_hz)
+                yield make_mixture(x, noises, snr, clip.path.name, seed, str(clip.path), clip.bandwidth_hz, lead_in_s)
 
     return len(speech) * len(snrs_db), generate()
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
+"""File name endings taken as audio when pairing two folders."""
+
+MAX_LENGTH_MISMATCH = HOP
+"""Paired files may differ in length by up to this many samples at 48 kHz (resampling rounding); the
+longer one is cut. A larger difference means the files are not the same recording."""
+
+
+def _audio_files(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder")
+    files = {p.name: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES}
+    if not files:
+        raise UserError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {folder}")
+    return files
+
+
+def _few(names: Sequence[str]) -> str:
+    shown = ", ".join(sorted(names)[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def pair_names(clean_dir: Path | str, noisy_dir: Path | str) -> list[tuple[Path, Path]]:
+    """(clean, noisy) file pairs matched by file name; a file without its partner is an error.
+
+    Names match exactly, or else by stem (``a.wav`` with ``a.flac``) when that is unambiguous.
+    """
+    clean = _audio_files(Path(clean_dir))
+    noisy = _audio_files(Path(noisy_dir))
+    pairs: dict[str, tuple[Path, Path]] = {n: (clean[n], noisy[n]) for n in noisy if n in clean}
+    clean_by_stem: dict[str, list[str]] = {}
+    for n in clean:
+        if n not in pairs:
+            clean_by_stem.setdefault(Path(n).stem, []).append(n)
+    for n in noisy:
+        if n in pairs:
+            continue
+        match = clean_by_stem.get(Path(n).stem, [])
+        if len(match) == 1:
+            pairs[n] = (clean[match[0]], noisy[n])
+    lone_noisy = [n for n in noisy if n not in pairs]
+    used_clean = {c.name for c, _ in pairs.values()}
+    lone_clean = [n for n in clean if n not in used_clean]
+    if lone_noisy:
+        raise UserError(f"{len(lone_noisy)} noisy file(s) have no clean file of the same name in {clean_dir}: {_few(lone_noisy)}")
+    if lone_clean:
+        raise UserError(f"{len(lone_clean)} clean file(s) have no noisy file of the same name in {noisy_dir}: {_few(lone_clean)}")
+    return [pairs[n] for n in sorted(pairs)]
+
+
+def nearest_snr(snr_db: float, step_db: float = 5.0) -> float:
+    """``snr_db`` rounded to the nearest multiple of ``step_db`` (the row a file pair is reported in)."""
+    if not np.isfinite(snr_db):
+        return float(snr_db)
+    return float(step_db * np.round(snr_db / step_db))
+
+
+def directory_mixtures(clean_dir: Path | str, noisy_dir: Path | str,
+                       read: Callable[[Path], np.ndarray] | None = None) -> tuple[int, Iterator[Mixture]]:
+    """Mixtures from two folders of files paired by name: ``(count, iterator of Mixture)``.
+
+    ``read`` turns a path into float32 mono 48 kHz (default: ``offline.read_audio``). The input
+    SNR of a pair is measured (``noisy - clean`` is taken as the noise) and rounded to 5 dB steps,
+    which is the table row the pair lands in.
+    """
+    pairs = pair_names(clean_dir, noisy_dir)
+    if read is None:
+        from ..offline import read_audio
+
+        def read(path: Path) -> np.ndarray:
+            return read_audio(path)[0]
+
+    def generate() -> Iterator[Mixture]:
+        for clean_path, noisy_path in pairs:
+            c, y = read(clean_path), read(noisy_path)
+            if abs(len(c) - len(y)) > MAX_LENGTH_MISMATCH:
+                raise UserError(f"{noisy_path.name}: clean and noisy lengths differ ({len(c) / SAMPLE_RATE:.3f} s vs "
+                                f"{len(y) / SAMPLE_RATE:.3f} s): not the same recording")
+            n = min(len(c), len(y))
+            c, y = np.ascontiguousarray(c[:n], dtype=np.float32), np.ascontiguousarray(y[:n], dtype=np.float32)
+            snr = nearest_snr(measured_snr_db(c, y - c))
+            yield Mixture(name=noisy_path.name, clean=c, noisy=y, snr_db=snr, speech_path=str(clean_path),
+                          noise_path=str(noisy_path), bandwidth_hz=None)
+
+    return len(pairs), generate()
