@@ -1,13 +1,42 @@
-"""The `service` commands: install, uninstall and inspect the systemd user unit (being built)."""
+"""The `service` commands: install, uninstall and inspect the systemd user unit."""
+
+from __future__ import annotations
 
 import typer
 
-from ..errors import UserError
+app = typer.Typer(help="Install, remove or inspect the systemd user service (starts the daemon with your session).",
+                  no_args_is_help=True)
 
-app = typer.Typer(help="Install, remove or inspect the systemd user service.", no_args_is_help=True)
+
+def _print(lines: list[str]) -> None:
+    typer.echo("\n".join(lines))
+
+
+@app.command("install")
+def service_install(
+    start: bool = typer.Option(True, "--start/--no-start", help="Also start the service now (where a user manager runs)."),
+) -> None:
+    """Write ~/.config/systemd/user/percepnet-live.service for this installation and enable it."""
+    from .. import service
+    from ..errors import UserError
+
+    rep = service.install(start=start)
+    _print(rep.lines())
+    if not rep.ok:
+        raise UserError("the service was written but could not be enabled (see above)")
+
+
+@app.command("uninstall")
+def service_uninstall() -> None:
+    """Stop and disable the service and remove its unit file."""
+    from .. import service
+
+    _print(service.uninstall().lines())
 
 
 @app.command("status")
 def service_status() -> None:
-    """Not built yet."""
-    raise UserError("'service' is not built yet")
+    """Show whether the unit is installed, enabled and running, and whether the daemon answers."""
+    from .. import service
+
+    _print(service.status_lines())
