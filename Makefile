@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	touch $(STAMP)
 
 run: deps
-	$(VENV)/bin/percepnet-live run
+	VENV=$(VENV) scripts/run-or-demo.sh
 
 test: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests
