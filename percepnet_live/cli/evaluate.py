@@ -48,7 +48,7 @@ def evaluate(
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="Corpus folder (with MANIFEST.csv, SPLIT/speech, SPLIT/noise) to mix test pairs from.", show_default=False),
     split: str = typer.Option("dev", "--split", help="Corpus split to mix from."),
     snr: str = typer.Option("-5,0,5,10,15,20", "--snr", help="Input SNRs in dB (active speech level over noise power), comma-separated."),
-    systems: str = typer.Option(DEFAULT_SYSTEMS, "--systems", help="Systems to compare: noisy, ours, oracle, rnnoise, deepfilternet; ours/oracle also as -nopf (no postfilter), -la0 (no look-ahead). By default 'ours' is skipped when no weights are shipped."),
+    systems: str = typer.Option(DEFAULT_SYSTEMS, "--systems", help="Systems to compare: noisy, ours, oracle, rnnoise, deepfilternet, ideal-bands, ideal-bins; ours/oracle also as -nopf (no postfilter), -la0/-la10 (look-ahead), oracle-cut (gain cut). By default 'ours' is skipped when no weights are shipped."),
     metrics: str = typer.Option(DEFAULT_METRICS, "--metrics", help="Metrics: pesq (wide-band), stoi, si_sdr, dnsmos (P.835 SIG/BAK/OVRL, ~0.6 CPU s per file)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use at most N speech clips (each mixed at every SNR) / N file pairs.", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Seed of the mixtures (noise choice, excerpt, level)."),

