@@ -79,10 +79,28 @@ def read_audio(path: Path | str, stats: dict | None = None) -> tuple[np.ndarray,
         stats["nonfinite"] = n_bad
         stats["clipped"] = n_over
     if n_bad:
-        log.warning("%s: %d non-finite samples replaced by silence", p, n_bad)
+        log.info("%s: %d non-finite samples replaced by silence", p, n_bad)
     if n_over:
-        log.warning("%s: %d samples beyond full scale clipped", p, n_over)
+        log.info("%s: %d samples beyond full scale clipped", p, n_over)
     return x, int(rate), int(channels)
+
+
+def output_format(path: Path | str) -> dict:
+    """soundfile keyword arguments for writing ``path`` (format from its extension); ``UserError``
+    for an unknown extension or a folder that does not exist. Call it before long work."""
+    import soundfile as sf
+
+    p = Path(path)
+    fmt = sf.available_formats()
+    ext = p.suffix.lstrip(".").upper()
+    ext = {"AIF": "AIFF", "OGA": "OGG"}.get(ext, ext)
+    if ext not in fmt and ext != "OPUS":
+        raise UserError(f"cannot write {p}: unknown audio format '{p.suffix}' (use .wav, .flac, .ogg, ...)")
+    if not p.parent.expanduser().is_dir():
+        raise UserError(f"cannot write {p}: no folder {p.parent}")
+    if ext == "OPUS":
+        return {"format": "OGG", "subtype": "OPUS"}
+    return {"format": ext, "subtype": "PCM_16"} if ext in ("WAV", "FLAC", "AIFF") else {"format": ext}
 
 
 def write_audio(path: Path | str, x: np.ndarray, rate: int = SAMPLE_RATE) -> None:
@@ -91,17 +109,9 @@ def write_audio(path: Path | str, x: np.ndarray, rate: int = SAMPLE_RATE) -> Non
     import soundfile as sf
 
     p = Path(path)
+    kw = output_format(p)
     y = resample(np.asarray(x, dtype=np.float32), SAMPLE_RATE, int(rate))
     y = np.clip(y, -1.0, 1.0)
-    fmt = sf.available_formats()
-    ext = p.suffix.lstrip(".").upper()
-    if ext not in fmt and not (ext == "OPUS" and "OGG" in fmt):
-        raise UserError(f"cannot write {p}: unknown audio format '{p.suffix}' (use .wav, .flac, .ogg, ...)")
-    subtype = "PCM_16" if ext in ("WAV", "FLAC", "AIFF", "AIF") else None
-    if ext == "OPUS":
-        kw = {"format": "OGG", "subtype": "OPUS"}
-    else:
-        kw = {"subtype": subtype} if subtype else {}
     try:
         sf.write(str(p), y, int(rate), **kw)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:

@@ -11,7 +11,7 @@ filter's white-noise power gain for this frame's taps:
   It is the mix ``Z = (1 - r) Y + r P`` whose tone-to-noise ratio matches the clean band when the
   noise in Y and in the (energy-normalised) comb output P are uncorrelated.
   ``c <= 0`` (the noisy band is already as periodic as the clean one): ``r = 0``.
-  ``q_p <= q_x`` (the filter cannot reach the target): ``r = 1``, and with ``gain_cut`` the gain is
+  ``q_p < q_x`` (the filter cannot reach the target): ``r = 1``, and with ``gain_cut`` the gain is
   lowered by ``sqrt((1 + n0 - q_x^2) / (1 + n0 - q_p^2))``, ``n0 = 0.03``, to remove the noise the
   filter leaves.
 """
@@ -40,7 +40,7 @@ def strength(q_y, q_x, a_comb):
     if c <= 0.0:
         return 0.0, 1.0
     q_p = q_y / math.sqrt((1.0 - a_comb) * q_y * q_y + a_comb)
-    if q_p <= q_x:
+    if q_p < q_x:
         cut = math.sqrt((1.0 + GAIN_CUT_N0 - q_x * q_x) / (1.0 + GAIN_CUT_N0 - q_p * q_p))
         return 1.0, cut
     a = q_p * q_p - q_x * q_x

@@ -6,7 +6,7 @@ gains shrink more than large ones), then the frame is rescaled by
     G = sqrt((1 + beta) (E0 / E1) / (1 + beta (E0 / E1)^2)),  beta = 0.02,
 
 with ``E0 = sum g^2 E_y`` and ``E1 = sum g_w^2 E_y`` the output energies before and after the
-sharpening (E_y: noisy band energies). G never exceeds ``sqrt((1 + beta)^2 / (4 beta))`` = 1.90
+sharpening (E_y: noisy band energies). G never exceeds ``sqrt((1 + beta) / (2 sqrt(beta)))`` = 1.90
 (+5.6 dB), reached at ``E0 / E1 = 1 / sqrt(beta)``, and the applied gain ``G g_w`` is at most
 ``G g``: the postfilter never boosts a band by more than ``POSTFILTER_MAX_BOOST``.
 
@@ -25,7 +25,7 @@ from ..constants import N_BANDS
 POSTFILTER_BETA = 0.02
 """Strength of the energy restoration."""
 
-POSTFILTER_MAX_BOOST = math.sqrt((1.0 + POSTFILTER_BETA) ** 2 / (4.0 * POSTFILTER_BETA))
+POSTFILTER_MAX_BOOST = math.sqrt((1.0 + POSTFILTER_BETA) / (2.0 * math.sqrt(POSTFILTER_BETA)))
 """Largest factor the postfilter can apply relative to the input gain (linear, about 1.90 = +5.6 dB)."""
 
 
