@@ -1,8 +1,154 @@
-"""The `train` command (being built: see the open issues)."""
+"""The `train` command: build the training data once, then train the network in resumable chunks.
+
+Needs the training extra (``pip install '.[train]'``: torch, scipy, pyroomacoustics).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
 
 from ..errors import UserError
 
+HELP = """Train the PercepNet network (CPU, resumable) and export its weights.
 
-def train() -> None:
-    """Not built yet."""
-    raise UserError("'train' is not built yet")
+\b
+Recipe (every draw is seeded: the same command gives the same data):
+ 1. Rooms: --rooms shoebox rooms simulated with pyroomacoustics (hybrid
+    image-source + ray tracing; 2.5-15 m, RT60 0.15-1.2 s, source
+    0.3-4 m from the mic) plus the corpus's rir/train responses;
+    cached in CACHE/rirs-*.npz (dev: rooms//10 other rooms + rir/dev).
+\b
+ 2. Mixtures of --seconds each, --hours in total, from CORPUS's train
+    split (or any folder with speech/ and noise/ of wav/flac/opus):
+    one speaker's clips with 0.1-1 s pauses, speed-perturbed x0.9-1.1
+    (pitch and tempo), random 2nd-order spectral tilt and peaking EQ;
+    55% reverberant, target = direct path + 50 ms of early reflections;
+    1-3 noise layers: corpus noise (looped, speed x0.8-1.25, own
+    tilt/EQ), babble of 3-7 other training speakers, or synthetic
+    coloured noise with mains hum; 30% of noises reverberant;
+    SNR -5..40 dB, speech level -45..-10 dBFS; 5% speech-only and
+    5% noise-only sequences. The dev split (--dev-hours) gives the
+    dev loss.
+\b
+ 3. Features and oracle targets come from the runtime's own numba
+    frame code (pipeline.training_frames, 20 ms look-ahead), stored
+    once as shards in CACHE. Bands above each speech clip's bandwidth
+    (MANIFEST.csv bandwidth_hz, or measured) are masked out of the
+    loss: band-limited speech never teaches the network to remove or
+    invent high frequencies.
+\b
+ 4. Model (--size): dense, 2 causal convs over time, 3 GRUs, a gain
+    head (GRU + 34 sigmoids), a strength head (GRU + 34 sigmoids) and
+    a VAD output. Loss: PercepNet's (gamma 0.5, 4th-power term with
+    C4 = 10, strength term) + 0.05 x VAD cross-entropy. AdamW on
+    --batch crops of --crop frames, lr warm-up, then 1/(1+step/20000).
+\b
+ 5. Checkpoints in RUN (last.pt; best.pt by dev loss). A chunk stops
+    after --max-minutes or at --steps; --resume continues it. The
+    best checkpoint is exported to --export (pickle-free .npz, float16
+    where no output moves by more than 0.01).
+
+\b
+The shipped weights (exact commands and figures in BENCHMARKS.md):
+  percepnet-live train --corpus ../shared/corpus --max-minutes 100
+  percepnet-live train --corpus ../shared/corpus --resume ...
+"""
+
+
+def train(
+    corpus: Path = typer.Option(..., "--corpus", help="Corpus folder (MANIFEST.csv with train/dev splits) or a folder with speech/ and noise/."),
+    cache: Path = typer.Option(Path("cache"), "--cache", help="Where rooms and precomputed features are stored (reused across runs)."),
+    run: Path = typer.Option(Path("runs/percepnet"), "--run", help="Run folder: checkpoints, log.jsonl, config.json."),
+    hours: float = typer.Option(6.0, "--hours", min=0.01, help="Hours of training mixtures to precompute."),
+    dev_hours: float = typer.Option(0.15, "--dev-hours", min=0.0, help="Hours of dev-split mixtures for the dev loss (0 = use part of train)."),
+    seconds: float = typer.Option(8.0, "--seconds", min=2.0, max=60.0, help="Length of each training sequence in seconds."),
+    rooms: int = typer.Option(300, "--rooms", min=0, help="Simulated rooms in the reverberation pool."),
+    size: str = typer.Option("medium", "--size", help="Network widths: small, medium or large (see BENCHMARKS.md for their cost)."),
+    steps: int = typer.Option(20000, "--steps", min=1, help="Total optimiser steps of the run (may be raised with --resume)."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Crops per step."),
+    crop: int = typer.Option(400, "--crop", min=10, help="Frames per crop (10 ms each)."),
+    lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Peak learning rate (AdamW)."),
+    max_minutes: Optional[float] = typer.Option(110.0, "--max-minutes", help="Stop this chunk after this many minutes (checkpointed; continue with --resume)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run from its last checkpoint."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Write the best checkpoint's runtime weights here (default RUN/weights.npz)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes that precompute features."),
+    seed: int = typer.Option(1, "--seed", help="Seed of the data and of the training."),
+    prepare_only: bool = typer.Option(False, "--prepare-only", help="Build rooms and features, then stop."),
+) -> None:
+    try:
+        import torch  # noqa: F401
+        import pyroomacoustics  # noqa: F401
+    except ImportError as exc:
+        raise UserError(f"training needs the train extra (pip install 'percepnet-live[train]'): {exc}") from None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..train.features import Dataset, precompute
+    from ..train.model import SIZE_PRESETS
+    from ..train.rir import cached_pool
+    from ..train.trainer import TrainConfig, train as run_training
+
+    console = Console()
+    if size not in SIZE_PRESETS:
+        raise UserError(f"--size must be one of {', '.join(SIZE_PRESETS)}, not {size!r}")
+    corpus = corpus.expanduser()
+    if not corpus.is_dir():
+        raise UserError(f"corpus folder {corpus} does not exist")
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def bar(label: str):
+        return Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+    rir_extra = corpus / "rir" / "train"
+    rir_path = cache / f"rirs-{rooms}-s{seed}.npz"
+    if not rir_path.is_file():
+        with bar(f"simulating {rooms} rooms") as p:
+            t = p.add_task("rooms", total=rooms)
+            cached_pool(rir_path, rooms, seed, rir_extra if rir_extra.is_dir() else None,
+                        progress=lambda i, n: p.update(t, completed=i))
+    dev_rir_path = cache / f"rirs-dev-{max(rooms // 10, 1)}-s{seed + 1000}.npz"
+    if dev_hours > 0 and not dev_rir_path.is_file():
+        dev_extra = corpus / "rir" / "dev"
+        cached_pool(dev_rir_path, max(rooms // 10, 1) if rooms else 0, seed + 1000, dev_extra if dev_extra.is_dir() else None)
+
+    def build(split: str, h: float, rp: Path) -> Path:
+        folder = cache / f"features-{split}-s{seed}-{seconds:g}s"
+        with bar(f"precomputing {split} features ({h:g} h)") as p:
+            t = p.add_task(split, total=1)
+
+            def prog(done, total, _elapsed):
+                p.update(t, completed=done, total=total)
+
+            desc = precompute(corpus, split, folder, h, seconds, seed, rp, workers=workers, progress=prog)
+        console.print(f"{split}: {desc['audio_hours']:.2f} h of mixtures in {folder} "
+                      f"(built in {desc['seconds_to_build']:.0f} s)")
+        return folder
+
+    train_dir = build("train", hours, rir_path)
+    dev_dir = build("dev", dev_hours, dev_rir_path) if dev_hours > 0 else None
+    if prepare_only:
+        return
+
+    n_train_shards = max(1, int(-(-hours * 3600 // (seconds * 32))))
+    train_data = Dataset(train_dir, max_shards=n_train_shards)
+    dev_data = Dataset(dev_dir) if dev_dir else Dataset(train_dir, max_shards=1)
+    console.print(f"training on {len(train_data)} sequences ({train_data.frames / 360000:.2f} h), "
+                  f"dev {len(dev_data)} sequences")
+    recipe = {"command": "percepnet-live train", "corpus": str(corpus), "hours": hours, "dev_hours": dev_hours,
+              "seconds": seconds, "rooms": rooms, "size": size, "seed": seed, "batch": batch, "crop": crop, "lr": lr}
+    cfg = TrainConfig(sizes=SIZE_PRESETS[size]._asdict(), batch=batch, crop=crop, lr=lr, steps=steps, seed=seed)
+    summary = run_training(run, train_data, dev_data, cfg, resume, max_minutes, threads=threads, console=console,
+                           export_to=export or (run / "weights.npz"), recipe=recipe)
+    dev = summary["dev"]["loss"] if summary["dev"] else float("nan")
+    console.print(f"stopped at step {summary['step']}/{summary['total_steps']} ({summary['stopped_by']}); "
+                  f"train loss {summary['train_loss_ema'] or float('nan'):.4f}, dev loss {dev:.4f}, "
+                  f"best dev {summary['best_dev_loss']:.4f}; {summary['frames_per_s']:,.0f} frames/s; "
+                  f"weights: {export or (run / 'weights.npz')}")
+
+
+train.__doc__ = HELP
