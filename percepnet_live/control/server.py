@@ -336,7 +336,9 @@ class ControlServer:
         if cmd == "subscribe":
             ticks = max(1, round(GRID_HZ / args["rate_hz"]))
             client.interval_ticks = ticks
-            client.next_tick = math.ceil(self._now_tick())  # first event at the next grid instant
+            # Deadlines are multiples of the interval on the shared grid, so clients whose rates
+            # divide each other are due at the same instants and share one snapshot.
+            client.next_tick = math.ceil(self._now_tick() / ticks) * ticks
             return {"rate_hz": GRID_HZ / ticks}
         if cmd == "unsubscribe":
             client.interval_ticks = 0
@@ -376,7 +378,7 @@ class ControlServer:
         for c in due:
             c.next_tick += c.interval_ticks
             if c.next_tick <= now:  # we fell behind (suspend, overload): realign, never burst
-                c.next_tick = math.floor(now) + c.interval_ticks
+                c.next_tick = (math.floor(now / c.interval_ticks) + 1) * c.interval_ticks
             if body is None:
                 continue
             if c.outbuf:  # the client is not keeping up: drop this event rather than queue it
