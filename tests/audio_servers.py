@@ -39,7 +39,9 @@ import numpy as np
 
 RATE = 48_000
 MIC_SINK = "fake_mic"
-"""Null sink the tests play into; its monitor ``fake_mic.monitor`` is the microphone."""
+"""Null sink the tests play into."""
+MIC_SOURCE = "fake_mic_in"
+"""The microphone: a remap source on ``fake_mic.monitor`` (a real source, not a monitor, like a desktop's mic)."""
 
 _LIVE: set[subprocess.Popen] = set()
 
@@ -98,7 +100,7 @@ class AudioServer:
             "PULSE_CLIENTCONFIG": str(client_conf),
         }
         self.procs: list[subprocess.Popen] = []
-        self.mic_module: int | None = None
+        self.mic_modules: list[int] = []
 
     # -- processes ---------------------------------------------------------------------------
     def _server_env(self) -> dict[str, str]:
@@ -184,7 +186,7 @@ class AudioServer:
         for proc in reversed(self.procs):
             _stop(proc)
         self.procs.clear()
-        self.mic_module = None
+        self.mic_modules = []
 
     def restart(self, down_s: float = 0.5) -> None:
         """Stop the server, wait ``down_s`` seconds, start it again on the same socket (mic re-added)."""
@@ -195,23 +197,54 @@ class AudioServer:
 
     # -- the fake microphone -------------------------------------------------------------------
     def add_mic(self, rate: int = RATE, channels: int = 1) -> None:
-        """Create the fake microphone (a null sink ``fake_mic``) and make it the default source."""
+        """Create the fake microphone and make it the default source.
+
+        A null sink ``fake_mic`` (what the tests play into) and a remap source ``fake_mic_in`` on
+        its monitor, described "Fake Microphone" (a capture device, not a monitor)."""
         out = self.pactl("load-module", "module-null-sink", f"sink_name={MIC_SINK}", f"rate={rate}",
-                         f"channels={channels}", "sink_properties=device.description=Fake-Microphone")
-        self.mic_module = int(out.strip())
+                         f"channels={channels}", "sink_properties=device.description=Fake-Microphone-Sink")
+        self.mic_modules.append(int(out.strip()))
+        out = self.pactl("load-module", "module-remap-source", f"master={MIC_SINK}.monitor",
+                         f"source_name={MIC_SOURCE}", f"rate={rate}", f"channels={channels}",
+                         "source_properties=device.description=Fake-Microphone")
+        self.mic_modules.append(int(out.strip()))
         self.wait_for(lambda: self.mic_source in self.source_names(), "the fake microphone")
         self.pactl("set-default-source", self.mic_source)
 
     def remove_mic(self) -> None:
-        """Unload the fake microphone's module: the daemon sees its input device vanish."""
-        if self.mic_module is not None:
-            self.pactl("unload-module", str(self.mic_module))
-            self.mic_module = None
-            self.wait_for(lambda: self.mic_source not in self.source_names(), "the microphone to vanish")
+        """Unload the fake microphone's modules: the daemon sees its input device vanish."""
+        for index in reversed(self.mic_modules):
+            self.pactl("unload-module", str(index))
+        self.mic_modules = []
+        self.wait_for(lambda: self.mic_source not in self.source_names(), "the microphone to vanish")
 
     @property
     def mic_source(self) -> str:
-        return f"{MIC_SINK}.monitor"
+        return MIC_SOURCE
+
+    def add_probe_mic(self) -> None:
+        """A microphone and an output that share one stereo recording, for delay measurement.
+
+        ``probe`` is a stereo null sink. The stimulus is played into ``probe_stim`` (a remap sink
+        onto the probe's left channel); the microphone ``fake_mic_in`` is a remap source on the
+        probe monitor's left channel; the daemon plays into ``probe_out`` (a remap sink onto the
+        right channel). Recording ``probe.monitor`` in stereo (``record_probe``) then holds the mic
+        signal (left) and the daemon's output (right) on one clock: their lag is the daemon's
+        mic-to-output delay, with no uncertainty about when either recorder started."""
+        loads = [
+            ("module-null-sink", "sink_name=probe", f"rate={RATE}", "channels=2", "channel_map=front-left,front-right",
+             "sink_properties=device.description=Probe"),
+            ("module-remap-sink", "sink_name=probe_stim", "master=probe", "channels=1", "channel_map=mono",
+             "master_channel_map=front-left", "remix=no", "sink_properties=device.description=Probe-Stimulus"),
+            ("module-remap-sink", "sink_name=probe_out", "master=probe", "channels=1", "channel_map=mono",
+             "master_channel_map=front-right", "remix=no", "sink_properties=device.description=Probe-Output"),
+            ("module-remap-source", f"source_name={MIC_SOURCE}", "master=probe.monitor", "channels=1", "channel_map=mono",
+             "master_channel_map=front-left", "remix=no", "source_properties=device.description=Fake-Microphone"),
+        ]
+        for args in loads:
+            self.mic_modules.append(int(self.pactl("load-module", *args).strip()))
+        self.wait_for(lambda: self.mic_source in self.source_names(), "the probe microphone")
+        self.pactl("set-default-source", self.mic_source)
 
     # -- queries ----------------------------------------------------------------------------------
     def _short(self, what: str) -> list[list[str]]:
@@ -224,8 +257,16 @@ class AudioServer:
         return [row[1] for row in self._short("sinks")]
 
     def modules(self) -> list[tuple[int, str, str]]:
-        """Loaded modules as (index, name, argument)."""
-        return [(int(r[0]), r[1], r[2] if len(r) > 2 else "") for r in self._short("modules")]
+        """Loaded modules as (index, name, argument); multi-line arguments (PipeWire) are folded."""
+        out: list[tuple[int, str, str]] = []
+        for line in self.pactl("list", "short", "modules").splitlines():
+            row = line.split("\t")
+            if len(row) >= 2 and row[0].isdigit():
+                out.append((int(row[0]), row[1], row[2] if len(row) > 2 else ""))
+            elif out:
+                i, n, a = out[-1]
+                out[-1] = (i, n, a + "\n" + line)
+        return out
 
     def wait_for(self, cond, what: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -268,6 +309,15 @@ class AudioServer:
             rec.stop()
 
     @contextlib.contextmanager
+    def recording_probe(self, latency_ms: int = 10) -> Iterator["Recording"]:
+        """Record ``probe.monitor`` in stereo (see ``add_probe_mic``); ``samples`` is (n, 2)."""
+        rec = Recording(self, "probe.monitor", RATE, latency_ms, channels=2)
+        try:
+            yield rec
+        finally:
+            rec.stop()
+
+    @contextlib.contextmanager
     def activate(self) -> Iterator["AudioServer"]:
         """Put this server's variables into ``os.environ`` for the block (in-process PortAudio)."""
         saved = {k: os.environ.get(k) for k in self.env}
@@ -285,9 +335,10 @@ class AudioServer:
 class Recording:
     """A running ``parec``; ``stop()`` ends it and ``samples`` holds what it captured (float32)."""
 
-    def __init__(self, server: AudioServer, source: str, rate: int, latency_ms: int):
+    def __init__(self, server: AudioServer, source: str, rate: int, latency_ms: int, channels: int = 1):
+        self.channels = channels
         self.proc = subprocess.Popen(
-            ["parec", f"--device={source}", "--format=float32le", f"--rate={rate}", "--channels=1",
+            ["parec", f"--device={source}", "--format=float32le", f"--rate={rate}", f"--channels={channels}",
              f"--latency-msec={latency_ms}", "--raw", "--client-name=test-recorder"],
             env=server.client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _LIVE.add(self.proc)
@@ -314,8 +365,10 @@ class Recording:
         _LIVE.discard(self.proc)
         self._thread.join(timeout=5)
         raw = b"".join(self._chunks)
-        raw = raw[: len(raw) // 4 * 4]
+        raw = raw[: len(raw) // (4 * self.channels) * 4 * self.channels]
         self.samples = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        if self.channels > 1:
+            self.samples = self.samples.reshape(-1, self.channels)
         return self.samples
 
 

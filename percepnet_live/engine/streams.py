@@ -1,0 +1,283 @@
+"""The PortAudio boundary: input and output streams whose callbacks only copy blocks.
+
+Two separate streams (one duplex stream kept a 323 ms backlog on the ALSA ``pulse`` PCM). Each
+callback makes exactly one call into a numba kernel on preallocated arrays and, for the input,
+one ``eventfd`` write to wake the worker: no allocation, no lock, no logging, no waiting.
+
+* ``input_kernel`` pushes the device block (device rate, device channels) into the input ring,
+  tagged with its sequence number, and appends its channel mean to the *dry history* (a circular
+  buffer of recent input samples).
+* ``output_kernel`` plays the processed block whose tag is the next sequence number. When that
+  block is missing (the worker is late: CPU starvation), it plays the dry history at the same
+  position instead, i.e. the input delayed by exactly the processing delay, so the switch keeps
+  the timing; late blocks are discarded when they arrive. When processed blocks come back it
+  holds the dry signal for ``fade_hold`` blocks (the processor's own delay line refilling) and
+  cross-fades back over ``FADE_BLOCKS`` blocks.
+
+All counters live in the int64 array ``st`` (indices ``S_*`` below) so that the daemon can read
+them from any thread without locks.
+
+Routing on PulseAudio/PipeWire: PortAudio here has only the ALSA host API; the ALSA ``pulse``
+PCM reads ``PULSE_SOURCE``/``PULSE_SINK`` when a stream opens, so ``open_stream`` sets them just
+for the open call (from one thread: the daemon's supervisor).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+from numba import njit
+
+from .ring import R, W, ring_count, ring_drop, ring_peek_tag, ring_push
+
+# -- state indices in st (int64) --------------------------------------------------------------
+S_IN_SEQ = 0          # next input block sequence number
+S_IN_CALLBACKS = 1
+S_IN_OVERFLOWS = 2    # PortAudio input-overflow flags seen
+S_IN_DROPPED = 3      # input blocks dropped because the input ring was full
+S_HIST_W = 4          # dry-history samples ever written
+S_NEXT = 5            # sequence number the output plays next (-1: not started)
+S_PREFILL = 6         # blocks that must be queued before the output starts
+S_OUT_CALLBACKS = 7
+S_OUT_UNDERFLOWS = 8  # PortAudio output-underflow flags seen
+S_PT_BLOCKS = 9       # blocks played from the dry history (passthrough)
+S_PT_EVENTS = 10      # times passthrough started
+S_PT_ACTIVE = 11      # 1 while passthrough
+S_FADE = 12           # processed blocks played since the last passthrough
+S_FADE_HOLD = 13      # processed blocks to replace by dry after a passthrough (processor refill)
+S_DELAY = 14          # processing delay in samples (dry history offset)
+S_DRY_OK = 15         # 1 when input and output run at the same rate and block size
+S_STALE = 16          # processed blocks discarded because they came too late
+S_SILENT = 17         # output blocks with neither processed nor dry audio (only at start/gaps)
+S_WAKE_FD = 18        # unused by kernels; eventfd the input callback writes
+S_OUT_LEVEL_SEQ = 19  # last seq played (for latency accounting)
+S_EXCESS_RUN = 20     # consecutive output callbacks with the queue above target
+S_RESYNCS = 21        # times the output dropped queued blocks to get back to the target latency
+S_SIZE = 24
+
+FADE_BLOCKS = 3
+"""Cross-fade length, in 10 ms blocks, from dry back to processed audio."""
+
+EXCESS_BLOCKS = 2
+"""Queue blocks above the prefill that count as excess latency."""
+EXCESS_CALLBACKS = 100
+"""Output callbacks (1 s) the excess must last before the output drops back to the prefill level.
+
+A sound server that stalls a newly connected output (a null sink renders far ahead until a
+low-latency reader appears) would otherwise leave that backlog in the path for good."""
+
+PA_INPUT_OVERFLOW = 2
+PA_OUTPUT_UNDERFLOW = 4
+
+
+def new_state(prefill: int, delay: int, fade_hold: int, dry_ok: bool) -> np.ndarray:
+    """The shared counter/state array with the output not yet started."""
+    st = np.zeros(S_SIZE, np.int64)
+    st[S_NEXT] = -1
+    st[S_PREFILL] = prefill
+    st[S_DELAY] = delay
+    st[S_FADE_HOLD] = fade_hold
+    st[S_FADE] = 1 << 40
+    st[S_DRY_OK] = 1 if dry_ok else 0
+    return st
+
+
+@njit(nogil=True, cache=True)
+def input_kernel(indata, buf, tags, idx, hist, st, flags):
+    """Input callback body: ring push (tagged with the sequence number) and dry-history append."""
+    seq = st[S_IN_SEQ]
+    st[S_IN_SEQ] = seq + 1
+    st[S_IN_CALLBACKS] += 1
+    if flags & PA_INPUT_OVERFLOW:
+        st[S_IN_OVERFLOWS] += 1
+    if ring_push(buf, tags, idx, indata, seq) == 0:
+        st[S_IN_DROPPED] += 1
+    n = hist.shape[0]
+    w = st[S_HIST_W]
+    chans = indata.shape[1]
+    inv = np.float32(1.0 / chans)
+    for i in range(indata.shape[0]):
+        acc = np.float32(0.0)
+        for c in range(chans):
+            acc += indata[i, c]
+        hist[(w + i) % n] = acc * inv
+    st[S_HIST_W] = w + indata.shape[0]
+
+
+@njit(nogil=True, cache=True)
+def _dry_sample(hist, st, pos):
+    """Dry history sample at absolute input position ``pos`` (0 before the stream began)."""
+    if pos < 0:
+        return np.float32(0.0)
+    return hist[pos % hist.shape[0]]
+
+
+@njit(nogil=True, cache=True)
+def output_kernel(outdata, buf, tags, idx, hist, st, flags):
+    """Output callback body: play processed block ``S_NEXT``, or the delay-matched dry input."""
+    frames = outdata.shape[0]
+    chans = outdata.shape[1]
+    st[S_OUT_CALLBACKS] += 1
+    if flags & PA_OUTPUT_UNDERFLOW:
+        st[S_OUT_UNDERFLOWS] += 1
+    nxt = st[S_NEXT]
+    if nxt < 0:
+        if ring_count(idx) >= st[S_PREFILL]:
+            nxt = ring_peek_tag(tags, idx)
+        else:
+            for i in range(frames):
+                for c in range(chans):
+                    outdata[i, c] = 0.0
+            return
+    if ring_count(idx) > st[S_PREFILL] + EXCESS_BLOCKS:
+        st[S_EXCESS_RUN] += 1
+        if st[S_EXCESS_RUN] >= EXCESS_CALLBACKS:
+            while ring_count(idx) > st[S_PREFILL]:
+                ring_drop(idx)
+            nxt = ring_peek_tag(tags, idx)
+            st[S_RESYNCS] += 1
+            st[S_EXCESS_RUN] = 0
+    else:
+        st[S_EXCESS_RUN] = 0
+    while True:  # discard blocks that arrived after their time (already played dry)
+        t = ring_peek_tag(tags, idx)
+        if t >= 0 and t < nxt:
+            ring_drop(idx)
+            st[S_STALE] += 1
+        else:
+            break
+    start = nxt * frames - st[S_DELAY]
+    dry_ok = st[S_DRY_OK] == 1 and start + frames <= st[S_HIST_W] and start >= st[S_HIST_W] - hist.shape[0] + frames
+    if ring_peek_tag(tags, idx) == nxt:
+        r = idx[R]
+        slot = r % buf.shape[0]
+        k = st[S_FADE] - st[S_FADE_HOLD]
+        if k >= FADE_BLOCKS:
+            for i in range(frames):
+                v = buf[slot, i, 0]
+                for c in range(chans):
+                    outdata[i, c] = v
+        else:
+            for i in range(frames):
+                g = np.float32(0.0)
+                if k >= 0:
+                    g = np.float32((k * frames + i) / (FADE_BLOCKS * frames))
+                d = np.float32(0.0)
+                if dry_ok:
+                    d = _dry_sample(hist, st, start + i)
+                v = g * buf[slot, i, 0] + (np.float32(1.0) - g) * d
+                for c in range(chans):
+                    outdata[i, c] = v
+        idx[R] = r + 1
+        st[S_FADE] += 1
+        st[S_PT_ACTIVE] = 0
+    else:
+        if dry_ok:
+            for i in range(frames):
+                v = _dry_sample(hist, st, start + i)
+                for c in range(chans):
+                    outdata[i, c] = v
+            st[S_PT_BLOCKS] += 1
+            if st[S_PT_ACTIVE] == 0:
+                st[S_PT_EVENTS] += 1
+                st[S_PT_ACTIVE] = 1
+        else:
+            for i in range(frames):
+                for c in range(chans):
+                    outdata[i, c] = 0.0
+            st[S_SILENT] += 1
+        st[S_FADE] = 0
+    st[S_OUT_LEVEL_SEQ] = nxt
+    st[S_NEXT] = nxt + 1
+
+
+_env_lock = threading.Lock()
+
+
+def open_stream(kind: str, device, rate: int, channels: int, frames: int, latency, callback, pulse_name: str | None):
+    """Open (not start) a sounddevice stream; ``pulse_name`` routes it via PULSE_SOURCE/PULSE_SINK.
+
+    ``kind`` is "input" or "output". Environment changes are undone right after the open."""
+    import sounddevice as sd
+
+    var = "PULSE_SOURCE" if kind == "input" else "PULSE_SINK"
+    with _env_lock:
+        saved = os.environ.get(var)
+        saved_prop = os.environ.get("PULSE_PROP")
+        if pulse_name is not None:
+            os.environ[var] = pulse_name
+        os.environ["PULSE_PROP"] = f"application.name=percepnet-live media.role={'phone' if kind == 'input' else 'production'}"
+        try:
+            cls = sd.InputStream if kind == "input" else sd.OutputStream
+            return cls(device=device, samplerate=rate, channels=channels, blocksize=frames, dtype="float32",
+                       latency=latency, callback=callback, dither_off=True, clip_off=False)
+        finally:
+            for k, v in ((var, saved), ("PULSE_PROP", saved_prop)):
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+class Streams:
+    """The input and output streams of one session, their rings, dry history and counters."""
+
+    def __init__(self, in_ring, out_ring, hist: np.ndarray, st: np.ndarray, wake_fd: int):
+        self.in_ring = in_ring
+        self.out_ring = out_ring
+        self.hist = hist
+        self.st = st
+        self.wake_fd = wake_fd
+        self.input = None
+        self.output = None
+        self.error: str | None = None
+        self.finished = threading.Event()
+
+    def make_input_callback(self):
+        buf, tags, idx = self.in_ring.buf, self.in_ring.tags, self.in_ring.idx
+        hist, st, fd = self.hist, self.st, self.wake_fd
+        kernel = input_kernel
+        wake = os.eventfd_write
+
+        def callback(indata, frames, time, status):
+            kernel(indata, buf, tags, idx, hist, st, status._flags)
+            wake(fd, 1)
+
+        return callback
+
+    def make_output_callback(self):
+        buf, tags, idx = self.out_ring.buf, self.out_ring.tags, self.out_ring.idx
+        hist, st = self.hist, self.st
+        kernel = output_kernel
+
+        def callback(outdata, frames, time, status):
+            kernel(outdata, buf, tags, idx, hist, st, status._flags)
+
+        return callback
+
+    def warm_up(self) -> None:
+        """Compile/load the kernels before any stream starts (never JIT inside a callback)."""
+        inb = np.zeros((self.in_ring.frames, self.in_ring.channels), np.float32)
+        st = self.st.copy()
+        idx = self.in_ring.idx.copy()
+        input_kernel(inb, self.in_ring.buf, self.in_ring.tags.copy(), idx, self.hist.copy(), st, 0)
+        outb = np.zeros((self.out_ring.frames, 1), np.float32)
+        output_kernel(outb, self.out_ring.buf, self.out_ring.tags.copy(), self.out_ring.idx.copy(), self.hist.copy(),
+                      st, 0)
+
+    def close(self) -> None:
+        """Stop and close both streams (errors ignored: the device may already be gone)."""
+        for s in (self.input, self.output):
+            if s is None:
+                continue
+            try:
+                s.abort(ignore_errors=True)
+            except Exception:
+                pass
+            try:
+                s.close(ignore_errors=True)
+            except Exception:
+                pass
+        self.input = self.output = None
