@@ -4,9 +4,10 @@ The unit runs ``percepnet-live run`` in the user's session, ordered after the so
 (``pipewire-pulse.service`` or ``pulseaudio.service``), restarts it on failure, stops it with
 SIGTERM (the daemon then removes its virtual microphone) and logs to the journal.
 ``systemd/percepnet-live.service`` in the repository is :func:`unit_text` with the generic
-``ExecStart=/usr/bin/env percepnet-live run`` for a system-wide install; ``install()`` writes the
-same unit with ``ExecStart`` pointing at *this* installation (a virtualenv works) and a
-``Wants=`` on the sound server actually in use.
+``/usr/bin/env percepnet-live`` for a system-wide install; ``install()`` writes the same unit
+pointing at *this* installation (a virtualenv works) and with a ``Wants=`` on the sound server
+actually in use. ``ExecStartPre`` runs ``percepnet-live service wait-server`` so a session whose
+sound server is still starting delays the daemon instead of failing it.
 
 Where no systemd user manager is reachable (a container, an SSH session without lingering),
 install and uninstall still write or remove the files, create or remove the
@@ -25,7 +26,7 @@ from pathlib import Path
 
 UNIT_NAME = "percepnet-live.service"
 SOUND_SERVER_UNITS = ("pipewire-pulse.service", "pulseaudio.service")
-GENERIC_EXEC = "/usr/bin/env percepnet-live run"
+GENERIC_EXEC = "/usr/bin/env percepnet-live"
 
 UNIT_TEMPLATE = """\
 # percepnet-live: real-time noise suppression; publishes the "PercepNet Microphone" virtual mic.
@@ -33,16 +34,18 @@ UNIT_TEMPLATE = """\
 # ran it); `percepnet-live service uninstall` removes it. Logs: journalctl --user -u percepnet-live
 [Unit]
 Description=percepnet-live noise suppression (PercepNet Microphone)
-# Ordered after whichever sound server the session uses; the daemon itself waits and retries
-# while the server is not ready yet, so an early start does not fail.
+# Ordered after whichever sound server the session uses. If the server is not ready yet,
+# ExecStartPre waits for it (up to 60 s) and, once running, the daemon rides out server restarts
+# by itself; a failed start is retried every RestartSec, at most 5 times in 5 minutes.
 After={after}
-{wants}# At most 5 failed starts in 2 minutes, then systemd gives up instead of crash-looping.
-StartLimitIntervalSec=120
+{wants}StartLimitIntervalSec=300
 StartLimitBurst=5
 
 [Service]
 Type=simple
-ExecStart={exec_start}
+ExecStartPre={exec_prefix} service wait-server --timeout 60
+ExecStart={exec_prefix} run
+TimeoutStartSec=90
 Restart=on-failure
 RestartSec=3
 # SIGTERM makes the daemon stop its streams and unload the virtual microphone it created.
@@ -60,20 +63,21 @@ WantedBy=default.target
 """
 
 
-def unit_text(exec_start: str = GENERIC_EXEC, wants: tuple[str, ...] = ()) -> str:
-    """The unit file's text for ``exec_start`` (a command line) and optional ``Wants=`` units."""
+def unit_text(exec_prefix: str = GENERIC_EXEC, wants: tuple[str, ...] = ()) -> str:
+    """The unit file's text; ``exec_prefix`` is the command line that runs ``percepnet-live``
+    (subcommands are appended), ``wants`` optional ``Wants=`` units."""
     wants_line = f"Wants={' '.join(wants)}\n" if wants else ""
     after = " ".join(dict.fromkeys((*SOUND_SERVER_UNITS, *wants)))
-    return UNIT_TEMPLATE.format(exec_start=exec_start, after=after, wants=wants_line)
+    return UNIT_TEMPLATE.format(exec_prefix=exec_prefix, after=after, wants=wants_line)
 
 
-def exec_start_command() -> str:
-    """``ExecStart`` for this installation: the ``percepnet-live`` script beside this Python
-    (a virtualenv's ``bin/``), else this Python with ``-m percepnet_live``; plus ``run``."""
+def exec_prefix() -> str:
+    """How the unit runs *this* installation: the ``percepnet-live`` script beside this Python
+    (a virtualenv's ``bin/``), else this Python with ``-m percepnet_live``."""
     script = Path(sys.executable).with_name("percepnet-live")
     if script.is_file() and os.access(script, os.X_OK):
-        return f"{_quote(str(script))} run"
-    return f"{_quote(sys.executable)} -m percepnet_live run"
+        return _quote(str(script))
+    return f"{_quote(sys.executable)} -m percepnet_live"
 
 
 def _quote(arg: str) -> str:
@@ -110,15 +114,13 @@ def user_manager_reachable() -> bool:
 
 
 def detect_sound_server_unit() -> str | None:
-    """The user unit of the sound server in use: asks the running server (``pactl info``), then
-    the user manager (which of the units is enabled); ``None`` when neither can tell."""
-    if shutil.which("pactl"):
-        try:
-            res = subprocess.run(["pactl", "info"], capture_output=True, text=True, timeout=5)
-            if res.returncode == 0:
-                return "pipewire-pulse.service" if "PipeWire" in res.stdout else "pulseaudio.service"
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+    """The user unit of the sound server in use: asks the running server (``pactl info``, never
+    autospawning one), then the user manager (which unit is enabled); ``None`` when neither can tell."""
+    from .demo import running_sound_server
+
+    name = running_sound_server()
+    if name is not None:
+        return "pipewire-pulse.service" if "PipeWire" in name else "pulseaudio.service"
     if user_manager_reachable():
         for unit in SOUND_SERVER_UNITS:
             sock = unit.replace(".service", ".socket")
@@ -145,11 +147,11 @@ class Report:
         return out
 
 
-def install(start: bool = True, exec_start: str | None = None) -> Report:
+def install(start: bool = True, prefix: str | None = None) -> Report:
     """Write the unit to ``~/.config/systemd/user/`` and enable it (and start it when ``start``)."""
     rep = Report()
     server_unit = detect_sound_server_unit()
-    text = unit_text(exec_start or exec_start_command(), (server_unit,) if server_unit else ())
+    text = unit_text(prefix or exec_prefix(), (server_unit,) if server_unit else ())
     path = unit_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_text() if path.exists() else None
@@ -200,6 +202,20 @@ def uninstall() -> Report:
     elif path.parent.exists():
         rep.todo.append("systemctl --user daemon-reload   (if a user manager runs elsewhere, e.g. your desktop session)")
     return rep
+
+
+def wait_for_sound_server(timeout_s: float, poll_s: float = 1.0) -> str | None:
+    """Poll until a PulseAudio/PipeWire server answers; its name, or ``None`` after ``timeout_s``."""
+    import time
+
+    from .demo import running_sound_server
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        name = running_sound_server()
+        if name is not None or time.monotonic() >= deadline:
+            return name
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
 
 
 def status_lines(socket_path: Path | None = None) -> list[str]:

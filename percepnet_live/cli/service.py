@@ -40,3 +40,19 @@ def service_status() -> None:
     from .. import service
 
     _print(service.status_lines())
+
+
+@app.command("wait-server")
+def service_wait_server(
+    timeout: float = typer.Option(60.0, "--timeout", min=0.0, help="Give up after this many seconds."),
+) -> None:
+    """Wait until a PulseAudio or PipeWire server answers (the unit's ExecStartPre); exit 1 on timeout."""
+    from .. import service
+    from ..errors import UserError
+
+    name = service.wait_for_sound_server(timeout)
+    if name is None:
+        err = UserError(f"no PulseAudio or PipeWire server answered within {timeout:g} s")
+        err.exit_code = 1
+        raise err
+    typer.echo(f"sound server ready: {name}")
