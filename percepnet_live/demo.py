@@ -342,7 +342,13 @@ def run_demo(record: Path | None = None, seconds: float | None = None, show_moni
             from .control.server import ControlServer
             from .engine.daemon import Daemon  # imported after the env is set: PortAudio reads it
 
-            daemon = Daemon(cfg)
+            from .model.network import Network
+
+            passthrough = cfg["processing"]["model"] == "default" and not Network.default_available()
+            if passthrough:
+                say("no trained weights are shipped in this installation yet: the demo runs the same audio "
+                    "path without the network (passthrough)")
+            daemon = Daemon(cfg, passthrough=passthrough)
             daemon.start()
             server = ControlServer(daemon, sock_path)
             server.start()
