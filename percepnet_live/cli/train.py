@@ -127,6 +127,9 @@ def train(
             desc = precompute(corpus, split, folder, h, seconds, seed, rp, workers=workers, progress=prog)
         console.print(f"{split}: {desc['audio_hours']:.2f} h of mixtures in {folder} "
                       f"(built in {desc['seconds_to_build']:.0f} s)")
+        if desc.get("stale_frame_code"):
+            console.print(f"[yellow]warning:[/] {folder} was built by another version of the frame code "
+                          "(pipeline.py, dsp/); delete it to rebuild the features the runtime now computes")
         return folder
 
     train_dir = build("train", hours, rir_path)

@@ -165,10 +165,16 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
     if old.is_file():
         prev = json.loads(old.read_text())
         for k in ("corpus", "split", "seconds", "seed", "lookahead_ms", "shard_seqs", "frame_code"):
-            if prev.get(k) != desc[k]:
-                from ..errors import UserError
-                raise UserError(f"{out_dir} holds a dataset made with {k}={prev.get(k)!r}, not {desc[k]!r}; "
-                                "delete it or use another --cache folder")
+            if prev.get(k) == desc[k]:
+                continue
+            if k == "frame_code" and not todo:
+                # complete dataset made by an older version of the frame code: usable, but say so
+                desc["frame_code"] = prev.get(k)
+                desc["stale_frame_code"] = True
+                continue
+            from ..errors import UserError
+            raise UserError(f"{out_dir} holds a dataset made with {k}={prev.get(k)!r}, not {desc[k]!r}; "
+                            "delete it or use another --cache folder")
     old.write_text(json.dumps(desc, indent=1))   # before any shard: a half-built folder is still labelled
     t0 = time.perf_counter()
     done = n_shards - len(todo)

@@ -1,0 +1,135 @@
+"""A tiny training run on signals made here: data -> features -> steps -> checkpoint -> resume -> export
+-> the runtime loads the weights and computes what PyTorch computes. Plus the recipe's building blocks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+sf = pytest.importorskip("soundfile")
+pytest.importorskip("pyroomacoustics")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from percepnet_live.cli import app  # noqa: E402
+from percepnet_live.constants import BAND_PEAKS, BIN_HZ, HOP, N_BANDS, SAMPLE_RATE  # noqa: E402
+from percepnet_live.model.network import Network  # noqa: E402
+from percepnet_live.train import data as D  # noqa: E402
+from percepnet_live.train.rir import EARLY_MS, PRE_DELAY, early_part, simulate_room  # noqa: E402
+
+
+def vowel(rate: int, seconds: float, f0: float, rng) -> np.ndarray:
+    """A voiced, syllable-modulated harmonic signal with a gliding pitch (a stand-in for speech)."""
+    t = np.arange(int(rate * seconds)) / rate
+    f = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(f) / rate
+    x = sum(np.sin(k * phase) / k for k in range(1, int(rate / 2 / (1.2 * f0))))
+    env = np.clip(np.sin(2 * np.pi * 2.5 * t + rng.uniform(0, 6)), 0, None) ** 2
+    return (0.3 * x * env / np.max(np.abs(x))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    """speech/<speaker>/*.wav (one speaker band-limited at 16 kHz rate) and noise/*.wav, no manifest."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    for spk, (rate, f0) in {"anna": (48000, 210.0), "bob": (16000, 110.0), "cleo": (48000, 160.0), "dan": (24000, 130.0)}.items():
+        (root / "speech" / spk).mkdir(parents=True)
+        for i in range(2):
+            sf.write(root / "speech" / spk / f"{i}.wav", vowel(rate, 1.5, f0 * (1 + 0.05 * i), rng), rate)
+    (root / "noise").mkdir()
+    sf.write(root / "noise" / "white.wav", (0.1 * rng.standard_normal(48000)).astype(np.float32), 48000)
+    brown = np.cumsum(rng.standard_normal(48000))
+    brown -= np.convolve(brown, np.ones(101) / 101, mode="same")
+    sf.write(root / "noise" / "rumble.flac", (0.1 * brown / np.abs(brown).max()).astype(np.float32), 48000)
+    return root
+
+
+def test_band_limited_speech_masks_the_bands_above_its_bandwidth():
+    n8k = D.valid_bands(8000.0)
+    upper = D.band_upper_hz()
+    assert np.all(upper[:n8k] <= 8000.0) and upper[n8k] > 8000.0
+    assert D.valid_bands(24000.0) == N_BANDS and D.valid_bands(20000.0) == N_BANDS
+    assert D.valid_bands(4000.0) < n8k
+
+
+def test_early_target_keeps_direct_path_and_50_ms_of_reflections():
+    h, info = simulate_room(np.random.default_rng(3))
+    assert np.argmax(np.abs(h)) >= PRE_DELAY - 2 and np.argmax(np.abs(h)[:PRE_DELAY + 5]) >= PRE_DELAY - 2
+    e = early_part(h)
+    n_early = PRE_DELAY + int(EARLY_MS * SAMPLE_RATE / 1000)
+    assert np.array_equal(e[:n_early], h[:n_early])
+    assert len(e) < len(h) and abs(e[-1]) < abs(h[len(e) - 1]) + 1e-12
+    assert 0.1 < info["rt60"] < 1.3
+
+
+def test_mixture_reaches_its_drawn_snr_and_level(tiny_corpus):
+    corpus = D.scan_corpus(tiny_corpus)
+    assert {c.category for c in corpus.speech} == {"anna", "bob", "cleo", "dan"}
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(12):
+        seq = D.make_sequence(corpus, None, rng, 4.0)
+        assert seq.clean.shape == seq.noisy.shape and len(seq.bandwidth_hz) == len(seq.clean) // HOP
+        assert np.abs(seq.noisy).max() <= D.PEAK_LIMIT + 1e-6
+        if seq.info["kind"] != "mix" or np.abs(seq.noisy).max() >= D.PEAK_LIMIT - 1e-3:
+            continue
+        noise = seq.noisy.astype(np.float64) - seq.clean
+        snr = 10 * np.log10(D.active_power(seq.clean) / np.mean(noise ** 2))
+        assert abs(snr - seq.info["snr_db"]) < 0.01
+        assert abs(10 * np.log10(D.active_power(seq.clean)) - seq.info["level_dbfs"]) < 0.01
+        checked += 1
+    assert checked >= 3
+    # the 16 kHz speaker is marked as band-limited at 8 kHz (times the speed factor)
+    bob = [c for c in corpus.speech if c.category == "bob"][0]
+    corpus.read(bob)
+    assert 6000 < bob.bandwidth_hz <= 8000
+
+
+def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path):
+    runner = CliRunner()
+    common = ["train", "--corpus", str(tiny_corpus), "--cache", str(tmp_path / "cache"), "--hours", "0.01",
+              "--dev-hours", "0.005", "--seconds", "3", "--rooms", "1", "--size", "small", "--batch", "4",
+              "--crop", "40", "--threads", "1"]
+    r1 = runner.invoke(app, common + ["--run", str(tmp_path / "a"), "--steps", "4"])
+    assert r1.exit_code == 0, r1.output
+    ck = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    assert ck["step"] == 4
+    r2 = runner.invoke(app, common + ["--run", str(tmp_path / "a"), "--steps", "8", "--resume"])
+    assert r2.exit_code == 0, r2.output
+    # the same 8 steps in one go give the same weights: resume restores model, optimiser and random state
+    r3 = runner.invoke(app, common + ["--run", str(tmp_path / "b"), "--steps", "8"])
+    assert r3.exit_code == 0, r3.output
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 8
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "a" / "log.jsonl") if '"dev"' in line]
+    assert steps[-1] == 8
+
+    # starting again over an existing run without --resume is refused in one line
+    r4 = runner.invoke(app, common + ["--run", str(tmp_path / "a"), "--steps", "8"])
+    assert r4.exit_code != 0 and "--resume" in str(r4.exception)
+
+    # the exported file loads in the runtime and matches the torch model on real features
+    from percepnet_live.train.features import Dataset
+    from percepnet_live.train.model import PercepNetModel
+    from percepnet_live.model.network import Sizes
+
+    net = Network.load(tmp_path / "a" / "weights.npz")
+    best = torch.load(tmp_path / "a" / "best.pt", weights_only=False)
+    model = PercepNetModel(Sizes(**best["config"]["sizes"]))
+    model.load_state_dict(best["model"])
+    dev = Dataset(next((tmp_path / "cache").glob("features-dev-*")))
+    feats = dev.features[0].astype(np.float32)
+    g_np, r_np, _ = net.run(feats)
+    with torch.no_grad():
+        g_t, r_t, _ = model(torch.from_numpy(feats)[None])
+    tol = 0.011 if net.meta.get("float16") else 1e-4      # float16 export is allowed to move outputs by 0.01
+    assert np.abs(g_np - g_t[0].numpy()).max() < tol
+    assert np.abs(r_np - r_t[0].numpy()).max() < tol
+    assert net.meta["recipe"]["size"] == "small" and net.meta["step"] >= 4
