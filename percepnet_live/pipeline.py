@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -138,79 +139,97 @@ def _coherence(e_a, e_p, c_ap, q):
 
 
 @njit(nogil=True, cache=True)
-def _frame(F, C, I, P, x, clean, out, pst, net_w, net_s, mode):
-    """Process one hop ``x`` (float32[HOP]) into ``out``; ``clean`` is the clean reference hop in
-    oracle mode (ignored otherwise). Returns the voice activity (0 without a network)."""
-    L = I[I_LOOKAHEAD]
-    la = L * HOP
-    k = I[I_FRAME]
-    slot = k % (L + 1)
-    slot_out = (k + 1) % (L + 1)          # written L hops ago (the same slot when L = 0)
-    hist = F[F_HIST:F_HIST + HIST_LEN]
-    tmp = F[F_TMP:F_TMP + WINDOW]
-    pbuf = F[F_COMB:F_COMB + WINDOW]
-    wts = F[F_WTS:F_WTS + N_TAPS]
-    offs = I[I_OFFS:I_OFFS + N_TAPS]
-    I[I_NONFINITE] = _push(hist, x, I[I_NONFINITE])
+def stage_input(F, I, x):
+    """Stage 1: the new hop enters the history (non-finite samples become 0 and are counted)."""
+    I[I_NONFINITE] = _push(F[F_HIST:F_HIST + HIST_LEN], x, I[I_NONFINITE])
 
-    # pitch of the output window (fixed-lag Viterbi inside)
-    period, corr = pitch_step(hist[HIST_LEN - PITCH_HISTORY:], pst)
+
+@njit(nogil=True, cache=True)
+def stage_pitch(F, P, pst):
+    """Stage 2: pitch period and correlation of the output window (fixed-lag Viterbi inside)."""
+    period, corr = pitch_step(F[F_HIST + HIST_LEN - PITCH_HISTORY:F_HIST + HIST_LEN], pst)
     P[P_PERIOD] = period
     P[P_CORR] = corr
 
-    # newest window: spectrum and band energies into the ring
-    y_new = C[C_RING + slot * N_BINS:C_RING + (slot + 1) * N_BINS]
-    e_new = F[F_ERING + slot * N_BANDS:F_ERING + (slot + 1) * N_BANDS]
-    analyse(hist[HIST_LEN - WINDOW:], WIN, tmp, y_new)
-    band_energy(y_new, e_new)
 
-    # output window: comb filter, coherence
-    y = C[C_RING + slot_out * N_BINS:C_RING + (slot_out + 1) * N_BINS]
-    e_y = F[F_ERING + slot_out * N_BANDS:F_ERING + (slot_out + 1) * N_BANDS]
-    n_taps, a_comb = comb_taps(period, la, offs, wts)
+@njit(nogil=True, cache=True)
+def stage_analysis(F, C, I):
+    """Stage 3: spectrum and band energies of the newest window into the look-ahead ring."""
+    L = I[I_LOOKAHEAD]
+    slot = I[I_FRAME] % (L + 1)
+    y_new = C[C_RING + slot * N_BINS:C_RING + (slot + 1) * N_BINS]
+    analyse(F[F_HIST + HIST_LEN - WINDOW:F_HIST + HIST_LEN], WIN, F[F_TMP:F_TMP + WINDOW], y_new)
+    band_energy(y_new, F[F_ERING + slot * N_BANDS:F_ERING + (slot + 1) * N_BANDS])
+
+
+@njit(nogil=True, cache=True)
+def _comb_spectrum(hist, F, I, P, pspec):
+    """Comb-filter the output window of ``hist`` with this frame's taps; its spectrum into ``pspec``."""
+    la = I[I_LOOKAHEAD] * HOP
+    pbuf = F[F_COMB:F_COMB + WINDOW]
+    comb_filter(hist, HIST_LEN - la, I[I_OFFS:I_OFFS + N_TAPS], F[F_WTS:F_WTS + N_TAPS], I[I_NTAPS], pbuf)
+    analyse(pbuf, WIN, F[F_TMP:F_TMP + WINDOW], pspec)
+
+
+@njit(nogil=True, cache=True)
+def stage_comb(F, C, I, P):
+    """Stage 4: comb filter of the output window (one FFT), pitch coherence per band, network features."""
+    L = I[I_LOOKAHEAD]
+    k = I[I_FRAME]
+    slot = k % (L + 1)
+    slot_out = (k + 1) % (L + 1)          # written L hops ago (the same slot when L = 0)
+    n_taps, a_comb = comb_taps(P[P_PERIOD], L * HOP, I[I_OFFS:I_OFFS + N_TAPS], F[F_WTS:F_WTS + N_TAPS])
     I[I_NTAPS] = n_taps
     P[P_COMB_A] = a_comb
     pspec = C[C_P:C_P + N_BINS]
-    comb_filter(hist, HIST_LEN - la, offs, wts, n_taps, pbuf)
-    analyse(pbuf, WIN, tmp, pspec)
+    _comb_spectrum(F[F_HIST:F_HIST + HIST_LEN], F, I, P, pspec)
     e_p = F[F_EP:F_EP + N_BANDS]
     c_yp = F[F_CYP:F_CYP + N_BANDS]
     q_y = F[F_QY:F_QY + N_BANDS]
     band_energy(pspec, e_p)
-    band_corr(y, pspec, c_yp)
-    _coherence(e_y, e_p, c_yp, q_y)
-    feats = F[F_FEAT:F_FEAT + N_FEATURES]
-    compute_features(e_new, q_y, period, corr, feats)
+    band_corr(C[C_RING + slot_out * N_BINS:C_RING + (slot_out + 1) * N_BINS], pspec, c_yp)
+    _coherence(F[F_ERING + slot_out * N_BANDS:F_ERING + (slot_out + 1) * N_BANDS], e_p, c_yp, q_y)
+    compute_features(F[F_ERING + slot * N_BANDS:F_ERING + (slot + 1) * N_BANDS], q_y, P[P_PERIOD], P[P_CORR],
+                     F[F_FEAT:F_FEAT + N_FEATURES])
 
-    # gains and strengths of the output window
+
+@njit(nogil=True, cache=True)
+def stage_oracle(F, C, I, P, clean):
+    """Oracle gains: the clean hop enters its history; ideal gains and strengths of the output window
+    from the clean and noisy band energies and pitch coherences (same taps as the noisy comb)."""
+    L = I[I_LOOKAHEAD]
+    la = L * HOP
+    slot_out = (I[I_FRAME] + 1) % (L + 1)
+    chist = F[F_CHIST:F_CHIST + HIST_LEN]
+    _push(chist, clean, 0)
+    xspec = C[C_XC:C_XC + N_BINS]
+    pxspec = C[C_PC:C_PC + N_BINS]
+    analyse(chist[HIST_LEN - la - WINDOW:HIST_LEN - la], WIN, F[F_TMP:F_TMP + WINDOW], xspec)
+    _comb_spectrum(chist, F, I, P, pxspec)
+    e_x = F[F_EX:F_EX + N_BANDS]
+    e_px = F[F_EPX:F_EPX + N_BANDS]
+    c_xp = F[F_CXP:F_CXP + N_BANDS]
+    q_x = F[F_QX:F_QX + N_BANDS]
+    band_energy(xspec, e_x)
+    band_energy(pxspec, e_px)
+    band_corr(xspec, pxspec, c_xp)
+    _coherence(e_x, e_px, c_xp, q_x)
+    oracle_targets(e_x, F[F_ERING + slot_out * N_BANDS:F_ERING + (slot_out + 1) * N_BANDS], q_x,
+                   F[F_QY:F_QY + N_BANDS], P[P_COMB_A], P[P_GAINCUT] != 0.0,
+                   F[F_GAIN:F_GAIN + N_BANDS], F[F_STR:F_STR + N_BANDS])
+
+
+@njit(nogil=True, cache=True)
+def stage_mix(F, C, I, P):
+    """Stage 6: postfilter and attenuation limit on the gains; per band, the comb output scaled to
+    Y's energy is mixed in with strength r_b and the mix scaled to the target energy g_b^2 E_Y;
+    the result (the output window's spectrum) goes to ``C_Z``."""
+    L = I[I_LOOKAHEAD]
+    slot_out = (I[I_FRAME] + 1) % (L + 1)
+    y = C[C_RING + slot_out * N_BINS:C_RING + (slot_out + 1) * N_BINS]
+    e_y = F[F_ERING + slot_out * N_BANDS:F_ERING + (slot_out + 1) * N_BANDS]
     g = F[F_GAIN:F_GAIN + N_BANDS]
     r = F[F_STR:F_STR + N_BANDS]
-    vad = 0.0
-    if mode == MODE_ORACLE:
-        chist = F[F_CHIST:F_CHIST + HIST_LEN]
-        _push(chist, clean, 0)
-        xspec = C[C_XC:C_XC + N_BINS]
-        pxspec = C[C_PC:C_PC + N_BINS]
-        analyse(chist[HIST_LEN - la - WINDOW:HIST_LEN - la], WIN, tmp, xspec)
-        comb_filter(chist, HIST_LEN - la, offs, wts, n_taps, pbuf)
-        analyse(pbuf, WIN, tmp, pxspec)
-        e_x = F[F_EX:F_EX + N_BANDS]
-        e_px = F[F_EPX:F_EPX + N_BANDS]
-        c_xp = F[F_CXP:F_CXP + N_BANDS]
-        q_x = F[F_QX:F_QX + N_BANDS]
-        band_energy(xspec, e_x)
-        band_energy(pxspec, e_px)
-        band_corr(xspec, pxspec, c_xp)
-        _coherence(e_x, e_px, c_xp, q_x)
-        oracle_targets(e_x, e_y, q_x, q_y, a_comb, P[P_GAINCUT] != 0.0, g, r)
-    elif net_w is None:
-        g[:] = 1.0
-        r[:] = 0.0
-    else:
-        vad = network_step(net_w, net_s, feats, g, r)
-    P[P_VAD] = vad
-
-    # postfilter and attenuation limit
     ga = F[F_GAPP:F_GAPP + N_BANDS]
     for b in range(N_BANDS):
         ga[b] = min(max(g[b], 0.0), 1.0)
@@ -218,8 +237,9 @@ def _frame(F, C, I, P, x, clean, out, pst, net_w, net_s, mode):
         postfilter(ga, e_y, ga)
     apply_floor(ga, P[P_FLOOR])
 
-    # per-band mixing of Y and the comb output, energy renormalisation
     z = C[C_Z:C_Z + N_BINS]
+    pspec = C[C_P:C_P + N_BINS]
+    e_p = F[F_EP:F_EP + N_BANDS]
     band_a = F[F_BA:F_BA + N_BANDS]
     band_c = F[F_BC:F_BC + N_BANDS]
     band_n = F[F_BN:F_BN + N_BANDS]
@@ -251,12 +271,17 @@ def _frame(F, C, I, P, x, clean, out, pst, net_w, net_s, mode):
     for i in range(N_BINS):
         z[i] = z[i] * bin_a[i]
 
-    # synthesis and dry/wet mix (the dry hop is the input delayed by HOP * (L + 1))
+
+@njit(nogil=True, cache=True)
+def stage_synthesis(F, C, I, P, out):
+    """Stage 7: inverse FFT, window, overlap-add, then the dry/wet mix with the input delayed by
+    ``HOP * (L + 1)`` (ramped over the hop when the mix or bypass changed). Advances the frame counter."""
+    L = I[I_LOOKAHEAD]
     wet = F[F_WET:F_WET + HOP]
-    synthesise(z, WIN, tmp, F[F_OLA:F_OLA + HOP], wet)
+    synthesise(C[C_Z:C_Z + N_BINS], WIN, F[F_TMP:F_TMP + WINDOW], F[F_OLA:F_OLA + HOP], wet)
     target = 0.0 if P[P_BYPASS] != 0.0 else P[P_MIX]
     cur = P[P_CURMIX]
-    d0 = HIST_LEN - HOP * (L + 2)
+    d0 = F_HIST + HIST_LEN - HOP * (L + 2)
     if cur == 1.0 and target == 1.0:
         for i in range(HOP):
             out[i] = wet[i]
@@ -264,9 +289,31 @@ def _frame(F, C, I, P, x, clean, out, pst, net_w, net_s, mode):
         step = (target - cur) / HOP
         for i in range(HOP):
             m = cur + step * (i + 1)
-            out[i] = m * wet[i] + (1.0 - m) * hist[d0 + i]
+            out[i] = m * wet[i] + (1.0 - m) * F[d0 + i]
     P[P_CURMIX] = target
-    I[I_FRAME] = k + 1
+    I[I_FRAME] += 1
+
+
+@njit(nogil=True, cache=True)
+def _frame(F, C, I, P, x, clean, out, pst, net_w, net_s, mode):
+    """Process one hop ``x`` (float32[HOP]) into ``out``; ``clean`` is the clean reference hop in
+    oracle mode (ignored otherwise). Returns the voice activity (0 without a network)."""
+    stage_input(F, I, x)
+    stage_pitch(F, P, pst)
+    stage_analysis(F, C, I)
+    stage_comb(F, C, I, P)
+    vad = 0.0
+    if mode == MODE_ORACLE:
+        stage_oracle(F, C, I, P, clean)
+    elif net_w is None:
+        F[F_GAIN:F_GAIN + N_BANDS] = 1.0
+        F[F_STR:F_STR + N_BANDS] = 0.0
+    else:
+        vad = network_step(net_w, net_s, F[F_FEAT:F_FEAT + N_FEATURES], F[F_GAIN:F_GAIN + N_BANDS],
+                           F[F_STR:F_STR + N_BANDS])
+    P[P_VAD] = vad
+    stage_mix(F, C, I, P)
+    stage_synthesis(F, C, I, P, out)
     return vad
 
 
@@ -297,9 +344,14 @@ _DEPENDENCIES = sorted(Path(__file__).parent.joinpath("dsp").glob("*.py")) + [
     Path(__file__),
     Path(__file__).parent / "model" / "network.py",
 ]
-jitcache.bind_sources([_frame, _run], _DEPENDENCIES)
+STAGES = (stage_input, stage_pitch, stage_analysis, stage_comb, stage_oracle, stage_mix, stage_synthesis)
+"""The frame's stages in order (the benchmark times each one)."""
+
+jitcache.bind_sources([_frame, _run, _comb_spectrum, *STAGES], _DEPENDENCIES)
 
 _EMPTY2 = np.zeros((0, 0), dtype=np.float32)
+_F32 = np.dtype(np.float32)
+_HOP_SHAPE = (HOP,)
 
 
 class FrameProcessor:
@@ -336,6 +388,8 @@ class FrameProcessor:
         """Comb strengths r_b of the last frame; a view: copy it."""
         self.features = self._F[F_FEAT:F_FEAT + N_FEATURES]
         """Network input of the last frame; a view."""
+        self._entries: dict = {}
+        self._process = self._entry(False)
         self._postfilter = bool(postfilter)
         self._gain_cut = bool(gain_cut)
         self.set_attenuation_limit(attenuation_limit_db)
@@ -405,16 +459,45 @@ class FrameProcessor:
             self.network.reset()
 
     # frames ---------------------------------------------------------------------------------
+    def _entry(self, oracle: bool):
+        """The compiled ``_frame`` for this processor's argument types, called without numba's
+        dispatcher: type resolution of the NamedTuple arguments (pitch and network state) costs
+        tens of microseconds per call, which the real-time path cannot spend. ``Dispatcher.compile``
+        loads it from the cache (or compiles it) once."""
+        key = "oracle" if oracle else "process"
+        fn = self._entries.get(key)
+        if fn is None:
+            hop = np.zeros(HOP, np.float32)
+            args = (self._F, self._C, self._I, self._P, hop, hop, hop, self._pitch,
+                    None if oracle else self._net_w, None if oracle else self._net_s,
+                    MODE_ORACLE if oracle else self._mode)
+            fn = _frame.compile(tuple(numba.typeof(a) for a in args))
+            self._entries[key] = fn
+        return fn
+
+    @staticmethod
+    def _check(*arrays: np.ndarray) -> bool:
+        for a in arrays:
+            if not (type(a) is np.ndarray and a.dtype is _F32 and a.shape == _HOP_SHAPE and a.flags.c_contiguous):
+                raise ValueError(f"frames must be contiguous float32[{HOP}] arrays, got "
+                                 f"{getattr(a, 'dtype', type(a))}{getattr(a, 'shape', '')}")
+        return True
+
     def process(self, x: np.ndarray, out: np.ndarray) -> None:
-        """Enhance one hop: ``x``, ``out`` float32[HOP] (``out`` may be ``x``). Allocates nothing."""
-        _frame(self._F, self._C, self._I, self._P, x, self._clean_none, out, self._pitch,
-               self._net_w, self._net_s, self._mode)
+        """Enhance one hop: ``x``, ``out`` contiguous float32[HOP] (``out`` may be ``x``). Allocates nothing."""
+        self._check(x, out)
+        if not out.flags.writeable:
+            raise ValueError("the output frame is read-only")
+        self._process(self._F, self._C, self._I, self._P, x, self._clean_none, out, self._pitch,
+                      self._net_w, self._net_s, self._mode)
 
     def process_oracle(self, x: np.ndarray, clean: np.ndarray, out: np.ndarray) -> None:
-        """Enhance one hop with the ideal gains and strengths computed from the clean reference hop
+        """Enhance one hop with the ideal gains and comb strengths computed from the clean reference hop
         ``clean`` (aligned with ``x``): the training targets applied through the real path."""
-        _frame(self._F, self._C, self._I, self._P, x, clean, out, self._pitch,
-               None, None, MODE_ORACLE)
+        self._check(x, clean, out)
+        if not out.flags.writeable:
+            raise ValueError("the output frame is read-only")
+        self._entry(True)(self._F, self._C, self._I, self._P, x, clean, out, self._pitch, None, None, MODE_ORACLE)
 
     def run(self, x: np.ndarray, out: np.ndarray, clean: np.ndarray | None = None) -> None:
         """Process ``len(x) // HOP`` hops of contiguous float32 ``x`` into ``out`` in one numba call:
