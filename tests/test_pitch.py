@@ -121,26 +121,22 @@ def test_output_aligns_element_t_with_window_t_for_every_delay():
 
 
 def test_fixed_lag_decisions_are_at_least_as_accurate_as_immediate_ones():
-    # Voiced segments at different pitches separated by noise, at low SNR: look-ahead can only help,
-    # and on a clean steady signal every delay decides the same periods.
-    rng = np.random.default_rng(4)
-    segs, truth = [], []
-    for f0 in (110.0, 180.0, 260.0, 140.0, 320.0, 95.0):
-        segs.append(harmonic(f0, seconds=0.3, snr_db=-3.0, seed=int(rng.integers(1 << 30))))
-        truth.append(np.full(30, f0))
-        segs.append((0.05 * rng.standard_normal(10 * HOP)).astype(np.float32))
-        truth.append(np.full(10, np.nan))
-    x = np.concatenate(segs)
-    truth = np.concatenate(truth)
-    voiced = np.isfinite(truth)
-    # skip the window at each voiced onset that is half noise
-    scored = voiced & np.roll(voiced, 1)
+    # Abrupt pitch changes every 20 hops in 0 dB white noise: without look-ahead the Viterbi track needs a
+    # hop or two of evidence before it jumps; with 10/20 ms of look-ahead the backtracked path jumps on
+    # time. On a clean steady signal every delay decides the same periods.
+    f0s = (110.0, 180.0, 130.0, 260.0, 140.0, 320.0, 95.0, 200.0)
+    f = np.repeat(f0s, 20 * HOP)
+    x = harmonic(f, seconds=len(f) / SAMPLE_RATE, snr_db=0.0, seed=4)
+    truth = np.repeat(f0s, 20)
+    scored = np.ones(len(truth), bool)
+    scored[::20] = False  # window 20k straddles the change (half old pitch, half new)
+    scored[:3] = False
     errors = {}
     for delay in (0, 1, 2):
         hz, _ = tracked_hz(x, delay)
         errors[delay] = np.mean(np.abs(hz[scored] / truth[scored] - 1) > 0.05)  # gross errors
-    assert errors[2] < errors[0] and errors[1] <= errors[0], errors
-    assert errors[2] < 0.02, errors
+    assert errors[2] < errors[0] and errors[2] <= errors[1] <= errors[0], errors
+    assert errors[2] < 0.03, errors
     clean = harmonic(170.0, seconds=0.5)
     base = estimate_pitch(clean, 0)[0]
     for delay in (1, 2):
