@@ -66,8 +66,9 @@ HIST_LEN = max(MAX_LOOKAHEAD + WINDOW + COMB_M * PITCH_MAX_PERIOD + 1, PITCH_HIS
 RING = 3
 """Spectra kept for the look-ahead (L + 1 <= 3 frames)."""
 
-MODE_UNITY, MODE_ORACLE, MODE_MODEL = 0, 1, 2
-"""Where the gains come from: unity (no network), a clean reference, the network."""
+MODE_UNITY, MODE_ORACLE, MODE_MODEL, MODE_FIXED = 0, 1, 2, 3
+"""Where the gains come from: unity (no network), a clean reference, the network, or fixed values
+set with ``FrameProcessor.use_fixed_gains`` (benchmarks, listening tests)."""
 
 # float32 state sections
 F_HIST = 0
@@ -305,6 +306,8 @@ def _frame(F, C, I, P, x, clean, out, pst, net_w, net_s, mode):
     vad = 0.0
     if mode == MODE_ORACLE:
         stage_oracle(F, C, I, P, clean)
+    elif mode == MODE_FIXED:
+        pass
     elif net_w is None:
         F[F_GAIN:F_GAIN + N_BANDS] = 1.0
         F[F_STR:F_STR + N_BANDS] = 0.0
@@ -389,6 +392,7 @@ class FrameProcessor:
         self.features = self._F[F_FEAT:F_FEAT + N_FEATURES]
         """Network input of the last frame; a view."""
         self._entries: dict = {}
+        self._fixed = None
         self._process = self._entry(False)
         self._postfilter = bool(postfilter)
         self._gain_cut = bool(gain_cut)
@@ -452,11 +456,29 @@ class FrameProcessor:
         self._P[P_CURMIX] = self._P[P_MIX]
         self._P[P_VAD] = 0.0
         self.gains[:] = 1.0
+        if self._fixed is not None:
+            self._F[F_GAIN:F_GAIN + N_BANDS] = self._fixed[0]
+            self._F[F_STR:F_STR + N_BANDS] = self._fixed[1]
         fresh = new_pitch_state(self.lookahead_frames)
         for dst, src in zip(self._pitch, fresh):
             dst[...] = src
         if self.network is not None:
             self.network.reset()
+
+    def use_fixed_gains(self, gains: np.ndarray, strengths: np.ndarray) -> None:
+        """Apply these 34 band gains and comb strengths (in [0, 1]) to every frame instead of the
+        network's (the whole signal path with a stand-in for the network: benchmarks, listening tests)."""
+        g = np.asarray(gains, np.float32).reshape(N_BANDS)
+        r = np.asarray(strengths, np.float32).reshape(N_BANDS)
+        if not (np.all((g >= 0) & (g <= 1)) and np.all((r >= 0) & (r <= 1))):
+            raise ValueError("fixed gains and strengths must lie in [0, 1]")
+        self._fixed = (g.copy(), r.copy())
+        self._F[F_GAIN:F_GAIN + N_BANDS] = g
+        self._F[F_STR:F_STR + N_BANDS] = r
+        self._mode = MODE_FIXED
+        self._net_w = self._net_s = None
+        self._entries.pop("process", None)
+        self._process = self._entry(False)
 
     # frames ---------------------------------------------------------------------------------
     def _entry(self, oracle: bool):
