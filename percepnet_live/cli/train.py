@@ -132,12 +132,40 @@ def train(
                           "(pipeline.py, dsp/); delete it to rebuild the features the runtime now computes")
         return folder
 
-    train_dir = build("train", hours, rir_path)
     dev_dir = build("dev", dev_hours, dev_rir_path) if dev_hours > 0 else None
-    if prepare_only:
-        return
-
     n_train_shards = max(1, int(-(-hours * 3600 // (seconds * 32))))
+    train_dir = cache / f"features-train-s{seed}-{seconds:g}s"
+    if prepare_only or dev_dir is None:
+        build("train", hours, rir_path)
+        if prepare_only:
+            return
+        background = None
+    else:
+        # training starts as soon as a few shards exist and picks up the rest as they are written
+        import threading
+        import time
+
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                precompute(corpus, "train", train_dir, hours, seconds, seed, rir_path, workers=workers, stop=stop)
+            except BaseException as exc:  # reported by the main thread
+                failure.append(exc)
+
+        background = threading.Thread(target=work, name="precompute", daemon=True)
+        background.start()
+        need = min(4, n_train_shards)
+        with bar(f"precomputing train features ({hours:g} h; training starts after {need} shards)") as p:
+            t = p.add_task("train", total=n_train_shards)
+            while background.is_alive() and len(list(train_dir.glob("shard_*.npz"))) < need:
+                p.update(t, completed=len(list(train_dir.glob("shard_*.npz"))))
+                time.sleep(2)
+            p.update(t, completed=len(list(train_dir.glob("shard_*.npz"))))
+        if failure:
+            raise failure[0]
+
     train_data = Dataset(train_dir, max_shards=n_train_shards)
     dev_data = Dataset(dev_dir) if dev_dir else Dataset(train_dir, max_shards=1)
     console.print(f"training on {len(train_data)} sequences ({train_data.frames / 360000:.2f} h), "
@@ -145,8 +173,15 @@ def train(
     recipe = {"command": "percepnet-live train", "corpus": str(corpus), "hours": hours, "dev_hours": dev_hours,
               "seconds": seconds, "rooms": rooms, "size": size, "seed": seed, "batch": batch, "crop": crop, "lr": lr}
     cfg = TrainConfig(sizes=SIZE_PRESETS[size]._asdict(), batch=batch, crop=crop, lr=lr, steps=steps, seed=seed)
-    summary = run_training(run, train_data, dev_data, cfg, resume, max_minutes, threads=threads, console=console,
-                           export_to=export or (run / "weights.npz"), recipe=recipe)
+    try:
+        summary = run_training(run, train_data, dev_data, cfg, resume, max_minutes, threads=threads, console=console,
+                               export_to=export or (run / "weights.npz"), recipe=recipe)
+    finally:
+        if background is not None:
+            stop.set()
+            background.join()
+    if background is not None and failure:
+        raise failure[0]
     dev = summary["dev"]["loss"] if summary["dev"] else float("nan")
     console.print(f"stopped at step {summary['step']}/{summary['total_steps']} ({summary['stopped_by']}); "
                   f"train loss {summary['train_loss_ema'] or float('nan'):.4f}, dev loss {dev:.4f}, "

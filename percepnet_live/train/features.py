@@ -17,7 +17,6 @@ can be extended by asking for more hours. ``dataset.json`` records the recipe.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -118,7 +117,7 @@ def make_shard(corpus: Corpus, rirs, seed: int, split: str, index: int, seconds:
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name("tmp_" + path.name)     # not matched by shard_*.npz until complete
     np.savez(tmp, **arrays)
     tmp.replace(path)
 
@@ -130,10 +129,6 @@ _W: dict = {}
 def _worker_init(corpus_root: str, split: str, rir_path: str | None) -> None:
     from .rir import RirPool
 
-    try:
-        os.nice(5)
-    except OSError:
-        pass
     _W["corpus"] = scan_corpus(corpus_root, split)
     _W["rirs"] = RirPool.load(Path(rir_path)) if rir_path else None
 
@@ -147,10 +142,11 @@ def _worker_job(args) -> tuple[int, float]:
 
 
 def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, seconds: float, seed: int,
-               rir_path: Path | None, workers: int = 1, lookahead_ms: int = 20, progress=None) -> dict:
+               rir_path: Path | None, workers: int = 1, lookahead_ms: int = 20, progress=None, stop=None) -> dict:
     """Fill ``out_dir`` with enough shards for ``hours`` of audio (existing shards are kept).
 
-    Returns the dataset description written to ``dataset.json``.
+    ``stop``: an optional threading.Event; when set, no further shard is started (the ones done
+    stay). Returns the dataset description written to ``dataset.json``.
     """
     import multiprocessing as mp
 
@@ -181,22 +177,31 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
     if progress:
         progress(done, n_shards, 0.0)
     jobs = [(str(out_dir), seed, split, i, seconds, lookahead_ms) for i in todo]
-    if workers <= 1:
+    if workers <= 1 and stop is None:   # in-process; a background build always uses a pool (no GIL sharing)
         _worker_init(str(corpus_root), split, str(rir_path) if rir_path else None)
         results = map(_worker_job, jobs)
         pool = None
     else:
         pool = mp.get_context("fork").Pool(workers, _worker_init, (str(corpus_root), split, str(rir_path) if rir_path else None))
         results = pool.imap_unordered(_worker_job, jobs)
+    stopped = False
     try:
         for _ in results:
             done += 1
             if progress:
                 progress(done, n_shards, time.perf_counter() - t0)
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
     finally:
         if pool is not None:
-            pool.close()
+            if stopped:
+                pool.terminate()
+            else:
+                pool.close()
             pool.join()
+    if stopped:
+        return desc
     desc["audio_hours"] = n_shards * SHARD_SEQS * seconds / 3600
     desc["seconds_to_build"] = time.perf_counter() - t0
     old.write_text(json.dumps(desc, indent=1))
@@ -204,29 +209,43 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
 
 
 class Dataset:
-    """All shards of a precomputed dataset in memory (float16/uint8 numpy arrays)."""
+    """The shards of a precomputed dataset in memory (float16/uint8 numpy arrays).
+
+    ``refresh()`` adds shards that appeared since (training may start while features are still
+    being computed); at most ``max_shards`` shards (the lowest numbers) are ever used.
+    """
+
+    KEYS = ("features", "gains", "strengths", "n_valid", "vad")
 
     def __init__(self, folder: Path, max_shards: int | None = None):
         from ..errors import UserError
 
-        folder = Path(folder)
-        files = sorted(folder.glob("shard_*.npz"))
-        if max_shards is not None:
-            files = files[:max_shards]
-        if not files:
-            raise UserError(f"no precomputed shards in {folder}")
-        parts: dict[str, list] = {k: [] for k in ("features", "gains", "strengths", "n_valid", "vad")}
-        for p in files:
+        self.folder = Path(folder)
+        self.max_shards = max_shards
+        self.loaded: list[str] = []
+        self._parts: dict[str, list] = {k: [] for k in self.KEYS}
+        if self.refresh() == 0:
+            raise UserError(f"no precomputed shards in {self.folder}")
+
+    def refresh(self) -> int:
+        """Load shards not loaded yet; returns how many were added."""
+        from ..errors import UserError
+
+        files = sorted(self.folder.glob("shard_*.npz"))
+        if self.max_shards is not None:
+            files = files[: self.max_shards]
+        new = [p for p in files if p.name not in self.loaded]
+        for p in new:
             with np.load(p, allow_pickle=False) as z:
-                for k in parts:
-                    parts[k].append(z[k])
-        self.features = np.concatenate(parts["features"])
-        self.gains = np.concatenate(parts["gains"])
-        self.strengths = np.concatenate(parts["strengths"])
-        self.n_valid = np.concatenate(parts["n_valid"])
-        self.vad = np.concatenate(parts["vad"])
-        if self.features.shape[-1] != N_FEATURES or self.gains.shape[-1] != N_BANDS:
-            raise UserError(f"{folder}: shards were made for another feature layout")
+                for k in self.KEYS:
+                    self._parts[k].append(z[k])
+            self.loaded.append(p.name)
+        if new:
+            for k in self.KEYS:
+                setattr(self, k, np.concatenate(self._parts[k]))
+            if self.features.shape[-1] != N_FEATURES or self.gains.shape[-1] != N_BANDS:
+                raise UserError(f"{self.folder}: shards were made for another feature layout")
+        return len(new)
 
     def __len__(self) -> int:
         return self.features.shape[0]

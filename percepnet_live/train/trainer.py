@@ -37,6 +37,7 @@ class TrainConfig:
     dev_every: int = 250
     log_every: int = 10
     checkpoint_minutes: float = 5.0
+    refresh_every: int = 50          # steps between looks for newly precomputed shards
     seed: int = 1
 
 
@@ -165,6 +166,9 @@ def train(run_dir: Path, train_data, dev_data, cfg: TrainConfig | None, resume: 
             if max_minutes is not None and time.perf_counter() - t_start > max_minutes * 60:
                 stop_reason = "time"
                 break
+            if step % cfg.refresh_every == 0 and hasattr(train_data, "refresh") and train_data.refresh():
+                n_seq = train_data.features.shape[0]
+                log.write(json.dumps({"step": step, "train_sequences": int(n_seq), "time": time.time()}) + "\n")
             for g_ in opt.param_groups:
                 g_["lr"] = learning_rate(cfg, step)
             idx = rng.integers(0, n_seq, cfg.batch)
