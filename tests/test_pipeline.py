@@ -258,3 +258,35 @@ def test_settings_are_checked():
         FrameProcessor(None, mix=1.5)
     with pytest.raises(ValueError):
         FrameProcessor(None, attenuation_limit_db=-3)
+
+
+def test_cached_kernels_recompile_when_a_file_they_call_into_changes(tmp_path):
+    """numba alone would reuse a cached kernel after an edit to a callee in another file;
+    ``dsp.jitcache.bind_sources`` folds the callees' sources into the cache stamp."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "callee.py").write_text("from numba import njit\n@njit(cache=True)\ndef g():\n    return 1\n")
+    (pkg / "kernel.py").write_text(textwrap.dedent("""
+        from pathlib import Path
+        from numba import njit
+        from percepnet_live.dsp import jitcache
+        from .callee import g
+        @njit(cache=True)
+        def f():
+            return g()
+        jitcache.bind_sources([f], [Path(__file__), Path(__file__).with_name("callee.py")])
+    """))
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.path.dirname(os.path.dirname(__file__))}",
+               NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run():
+        res = subprocess.run([sys.executable, "-c", "from pkg.kernel import f; print(f())"], capture_output=True,
+                             text=True, env=env, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout.strip()
+
+    assert run() == "1"
+    assert run() == "1"                                        # from the cache
+    (pkg / "callee.py").write_text("from numba import njit\n@njit(cache=True)\ndef g():\n    return 2\n")
+    assert run() == "2"
