@@ -73,6 +73,7 @@ SCHEMA: dict[str, Any] = {
         "ring_blocks": Setting(64, _integer(8, 1024), "an integer from 8 to 1024 (capacity of each ring buffer in 10 ms blocks)"),
         "input_rate": Setting("auto", lambda v: v == "auto" or v in (8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000), "'auto' or one of 8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000"),
         "input_channels": Setting("auto", lambda v: v == "auto" or _integer(1, 8)(v), "'auto' or an integer from 1 to 8"),
+        "realtime": Setting(True, _one_of(True, False), "true or false"),
     },
     "control": {
         "socket": Setting("auto", _text, "'auto' ($XDG_RUNTIME_DIR/percepnet-live.sock) or a path"),

@@ -277,7 +277,7 @@ class AudioServer:
         raise TimeoutError(f"timed out waiting for {what}")
 
     # -- audio --------------------------------------------------------------------------------------
-    def play(self, x: np.ndarray, sink: str = MIC_SINK, rate: int = RATE, latency_ms: int = 20) -> subprocess.Popen:
+    def play(self, x: np.ndarray, sink: str = MIC_SINK, rate: int = RATE, latency_ms: int = 50) -> subprocess.Popen:
         """Start playing mono float32 ``x`` into ``sink`` with ``pacat``; returns the process.
 
         The samples are written from a thread so the call returns at once; ``proc.wait()`` waits
@@ -300,7 +300,7 @@ class AudioServer:
         return proc
 
     @contextlib.contextmanager
-    def recording(self, source: str, rate: int = RATE, latency_ms: int = 10) -> Iterator["Recording"]:
+    def recording(self, source: str, rate: int = RATE, latency_ms: int = 50) -> Iterator["Recording"]:
         """Record mono float32 from ``source`` with ``parec`` for the duration of the block."""
         rec = Recording(self, source, rate, latency_ms)
         try:
@@ -309,7 +309,7 @@ class AudioServer:
             rec.stop()
 
     @contextlib.contextmanager
-    def recording_probe(self, latency_ms: int = 10) -> Iterator["Recording"]:
+    def recording_probe(self, latency_ms: int = 50) -> Iterator["Recording"]:
         """Record ``probe.monitor`` in stereo (see ``add_probe_mic``); ``samples`` is (n, 2)."""
         rec = Recording(self, "probe.monitor", RATE, latency_ms, channels=2)
         try:

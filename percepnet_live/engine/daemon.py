@@ -36,7 +36,8 @@ from . import devices as dev
 from .ring import BlockRing, ring_count
 from .soundserver import ServerConnection, ServerUnavailable, VirtualMic
 from .streams import (S_HIST_W, S_IN_CALLBACKS, S_IN_DROPPED, S_IN_OVERFLOWS, S_OUT_CALLBACKS, S_OUT_UNDERFLOWS,
-                      S_PT_ACTIVE, S_PT_BLOCKS, S_PT_EVENTS, S_SILENT, S_STALE, Streams, new_state, open_stream)
+                      S_PT_ACTIVE, S_PT_BLOCKS, S_PT_EVENTS, S_SILENT, S_STALE, Streams, enable_realtime, new_state,
+                      open_stream)
 from .worker import DelayProcessor, Telemetry, Worker
 
 log = logging.getLogger("percepnet_live.engine")
@@ -112,7 +113,9 @@ class InstanceLock:
 class Session:
     """One set of streams + rings + worker between an input route and an output route."""
 
-    def __init__(self, cfg: dict, processor, in_route: dev.Route, out_route: dev.Route, slow_ms: float):
+    def __init__(self, cfg: dict, processor, in_route: dev.Route, out_route: dev.Route, slow_ms: float,
+                 keeper: str | None = None):
+        """``keeper``: a monitor source to hold a low-latency reader on (the virtual mic's sink monitor)."""
         a = cfg["audio"]
         in_rate, in_ch = dev.stream_format(in_route, a["input_rate"], a["input_channels"])
         out_rate, _ = dev.stream_format(out_route, "auto", 1)
@@ -130,8 +133,13 @@ class Session:
                                np.zeros(HIST_BLOCKS * in_frames, np.float32), self.st, self.wake_fd)
         self.streams.warm_up()
         self.telemetry = Telemetry()
+        # Run the processor once before any stream starts: the first call loads its compiled code,
+        # which must not happen while callbacks wait for the GIL.
+        probe = np.zeros(HOP, np.float32)
+        processor.process(probe, probe.copy())
         processor.reset()
-        self.worker = Worker(self.streams, processor, in_rate, out_rate, self.telemetry, slow_ms)
+        self.worker = Worker(self.streams, processor, in_rate, out_rate, self.telemetry, slow_ms,
+                             realtime=a["realtime"])
         lat = a["latency"]
         s = self.streams
         self.started = time.monotonic()
@@ -140,6 +148,16 @@ class Session:
                                   s.make_input_callback(), in_route.pulse_name)
             s.output = open_stream("output", out_route.pa_index, out_rate, 1, out_frames, lat,
                                    s.make_output_callback(), out_route.pulse_name)
+            if keeper is not None:
+                # A PulseAudio null sink with no low-latency reader renders seconds ahead and stalls
+                # a newly connected stream; our own 10 ms reader on its monitor keeps it clocked
+                # like a real device, so applications that start recording see no hiccup.
+                s.keeper = open_stream("input", out_route.pa_index, out_rate, 1, out_frames, lat,
+                                       s.make_keeper_callback(), keeper, role="keeper")
+                s.keeper.start()
+            if a["realtime"]:
+                for stream in (s.input, s.output):
+                    enable_realtime(stream)
             self.worker.start()
             s.output.start()
             s.input.start()
@@ -311,7 +329,14 @@ class Daemon:
             s = None
         if s is None:
             out_route = dev.resolve_output(self.cfg["output"], conn, self.vm.sink_name if self.vm else None)
-            self.session = Session(self.cfg, self.processor, in_route, out_route, self.slow_ms)
+            if self.vm is not None:
+                self.vm.suspend(conn, True)
+            try:
+                self.session = Session(self.cfg, self.processor, in_route, out_route, self.slow_ms,
+                                       keeper=f"{self.vm.sink_name}.monitor" if self.vm else None)
+            finally:
+                if self.vm is not None:
+                    self.vm.suspend(conn, False)
             self._last_cb = (0, 0, time.monotonic())
             self._input_state = "running"
             lat = self.session.latency_ms()

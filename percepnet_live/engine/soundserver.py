@@ -111,12 +111,13 @@ class ServerConnection:
     def modules(self) -> list[tuple[int, str, str]]:
         return [(int(m.index), m.name, m.argument or "") for m in self.call("module_list")]
 
-    def capture_source_of(self, pid: int) -> list[str]:
-        """Names of the sources that this process's capture streams are connected to."""
+    def capture_source_of(self, pid: int, role: str = "input") -> list[str]:
+        """Names of the sources that this process's capture streams of ``role`` are connected to."""
         names = {s.index: s.name for s in self.call("source_list")}
         out = []
         for so in self.call("source_output_list"):
-            if so.proplist.get("application.process.id") == str(pid):
+            props = so.proplist
+            if props.get("application.process.id") == str(pid) and props.get("percepnet_live.stream", role) == role:
                 out.append(names.get(so.source, "?"))
         return out
 
@@ -191,6 +192,18 @@ class VirtualMic:
             raise ServerUnavailable(f"the sound server refused to create the virtual microphone: {exc}") from None
         log.info("created the virtual microphone '%s' (source %s, fed through sink %s)", self.description,
                  self.name, self.sink_name)
+
+    def suspend(self, conn: ServerConnection, on: bool) -> None:
+        """Suspend (``on``) or resume our null sink; the daemon wraps its stream start in both.
+
+        An idle PulseAudio null sink renders up to 2 s ahead; a stream connected to it stalls until
+        that time has passed (0.5-2 s) and then underruns. Resuming restarts the sink's clock at
+        "now", with the 10 ms latency our output and keeper streams request. (pipewire-pulse: harmless.)"""
+        try:
+            sink = next(s for s in conn.sinks() if s.name == self.sink_name)
+            conn.call("sink_suspend", sink.index, 1 if on else 0)
+        except (StopIteration, Exception) as exc:  # not fatal: only the first second suffers
+            log.debug("could not %s the virtual mic's sink: %s", "suspend" if on else "resume", exc)
 
     def remove(self, conn: ServerConnection) -> None:
         """Unload exactly the modules this process loaded (newest first), if they are still ours."""

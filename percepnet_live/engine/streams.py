@@ -55,15 +55,24 @@ S_WAKE_FD = 18        # unused by kernels; eventfd the input callback writes
 S_OUT_LEVEL_SEQ = 19  # last seq played (for latency accounting)
 S_EXCESS_RUN = 20     # consecutive output callbacks with the queue above target
 S_RESYNCS = 21        # times the output dropped queued blocks to get back to the target latency
+S_WIN_MIN = 22        # lowest output queue level in the current window
 S_SIZE = 24
 
 FADE_BLOCKS = 3
 """Cross-fade length, in 10 ms blocks, from dry back to processed audio."""
 
-EXCESS_BLOCKS = 2
-"""Queue blocks above the prefill that count as excess latency."""
+EXCESS_BLOCKS = 3
+"""Standing queue blocks above the prefill that count as excess latency."""
+REPRIME_BLOCKS = 10
+"""Queue blocks above the prefill after which the output drops everything queued and primes again.
+
+That only happens when the output stream was not called for a long time (a sound server that
+stalls a newly connected stream, or a stopped reader): the backlog is stale audio, and playing it
+would keep the whole backlog as latency."""
+
 EXCESS_CALLBACKS = 100
-"""Output callbacks (1 s) the excess must last before the output drops back to the prefill level.
+"""Output callbacks (1 s) over which the lowest queue level is taken; a standing backlog above
+``prefill + EXCESS_BLOCKS`` after that is dropped back to the prefill level.
 
 A sound server that stalls a newly connected output (a null sink renders far ahead until a
 low-latency reader appears) would otherwise leave that backlog in the path for good."""
@@ -131,15 +140,28 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
                 for c in range(chans):
                     outdata[i, c] = 0.0
             return
-    if ring_count(idx) > st[S_PREFILL] + EXCESS_BLOCKS:
-        st[S_EXCESS_RUN] += 1
-        if st[S_EXCESS_RUN] >= EXCESS_CALLBACKS:
-            while ring_count(idx) > st[S_PREFILL]:
+    if ring_count(idx) > st[S_PREFILL] + REPRIME_BLOCKS:
+        while ring_count(idx) > 0:
+            ring_drop(idx)
+        st[S_RESYNCS] += 1
+        st[S_NEXT] = -1
+        st[S_EXCESS_RUN] = 0
+        for i in range(frames):
+            for c in range(chans):
+                outdata[i, c] = 0.0
+        return
+    # Standing backlog: the lowest queue level seen over EXCESS_CALLBACKS callbacks. Bursty servers
+    # (PipeWire quanta) make the level swing; only a backlog that never drains is extra latency.
+    level = ring_count(idx)
+    if st[S_EXCESS_RUN] == 0 or level < st[S_WIN_MIN]:
+        st[S_WIN_MIN] = level
+    st[S_EXCESS_RUN] += 1
+    if st[S_EXCESS_RUN] >= EXCESS_CALLBACKS:
+        if st[S_WIN_MIN] > st[S_PREFILL] + EXCESS_BLOCKS:
+            for _ in range(st[S_WIN_MIN] - st[S_PREFILL]):
                 ring_drop(idx)
             nxt = ring_peek_tag(tags, idx)
             st[S_RESYNCS] += 1
-            st[S_EXCESS_RUN] = 0
-    else:
         st[S_EXCESS_RUN] = 0
     while True:  # discard blocks that arrived after their time (already played dry)
         t = ring_peek_tag(tags, idx)
@@ -196,10 +218,42 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
 _env_lock = threading.Lock()
 
 
-def open_stream(kind: str, device, rate: int, channels: int, frames: int, latency, callback, pulse_name: str | None):
+def enable_realtime(stream) -> bool:
+    """Ask PortAudio's ALSA host API to run ``stream``'s callback thread with SCHED_FIFO (before start).
+
+    Best effort: where the user may not use real-time priority (RLIMIT_RTPRIO 0, no rtkit) PortAudio
+    falls back to a normal thread. Returns False when the call is unavailable."""
+    import ctypes
+
+    import sounddevice as sd
+
+    try:
+        lib = ctypes.CDLL(sd._libname)
+        fn = lib.PaAlsa_EnableRealtimeScheduling
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    fn.restype = None
+    fn(int(sd._ffi.cast("uintptr_t", stream._ptr)), 1)
+    return True
+
+
+def realtime_thread(priority: int) -> bool:
+    """Give the calling thread SCHED_FIFO ``priority`` if allowed; False (and unchanged) otherwise."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (PermissionError, OSError, AttributeError):
+        return False
+
+
+def open_stream(kind: str, device, rate: int, channels: int, frames: int, latency, callback, pulse_name: str | None,
+                role: str | None = None):
     """Open (not start) a sounddevice stream; ``pulse_name`` routes it via PULSE_SOURCE/PULSE_SINK.
 
-    ``kind`` is "input" or "output". Environment changes are undone right after the open."""
+    ``kind`` is "input" or "output"; ``role`` (default: ``kind``) is written into the stream's
+    ``percepnet_live.stream`` property so the daemon can find its capture stream on the server.
+    Environment changes are undone right after the open."""
     import sounddevice as sd
 
     var = "PULSE_SOURCE" if kind == "input" else "PULSE_SINK"
@@ -208,7 +262,8 @@ def open_stream(kind: str, device, rate: int, channels: int, frames: int, latenc
         saved_prop = os.environ.get("PULSE_PROP")
         if pulse_name is not None:
             os.environ[var] = pulse_name
-        os.environ["PULSE_PROP"] = f"application.name=percepnet-live media.role={'phone' if kind == 'input' else 'production'}"
+        os.environ["PULSE_PROP"] = (f"application.name=percepnet-live percepnet_live.stream={role or kind} "
+                                    f"media.role={'phone' if kind == 'input' else 'production'}")
         try:
             cls = sd.InputStream if kind == "input" else sd.OutputStream
             return cls(device=device, samplerate=rate, channels=channels, blocksize=frames, dtype="float32",
@@ -232,6 +287,7 @@ class Streams:
         self.wake_fd = wake_fd
         self.input = None
         self.output = None
+        self.keeper = None
         self.error: str | None = None
         self.finished = threading.Event()
 
@@ -244,6 +300,15 @@ class Streams:
         def callback(indata, frames, time, status):
             kernel(indata, buf, tags, idx, hist, st, status._flags)
             wake(fd, 1)
+
+        return callback
+
+    @staticmethod
+    def make_keeper_callback():
+        """Callback of the stream that keeps a low-latency reader on the virtual mic's sink (discards)."""
+
+        def callback(indata, frames, time, status):
+            pass
 
         return callback
 
@@ -269,7 +334,7 @@ class Streams:
 
     def close(self) -> None:
         """Stop and close both streams (errors ignored: the device may already be gone)."""
-        for s in (self.input, self.output):
+        for s in (self.input, self.output, self.keeper):
             if s is None:
                 continue
             try:
@@ -280,4 +345,4 @@ class Streams:
                 s.close(ignore_errors=True)
             except Exception:
                 pass
-        self.input = self.output = None
+        self.input = self.output = self.keeper = None

@@ -25,7 +25,10 @@ from numba import njit
 from ..constants import HOP, N_BANDS, SAMPLE_RATE
 from .resample import BlockResampler, downmix
 from .ring import ring_pop, ring_push
-from .streams import S_NEXT
+from .streams import S_NEXT, realtime_thread
+
+WORKER_RT_PRIORITY = 40
+"""SCHED_FIFO priority of the worker when ``audio.realtime`` is on (PortAudio's callbacks use 50+)."""
 
 TIMING_WINDOW = 512
 """Processing times kept for the snapshot statistics (about 5 s of frames)."""
@@ -128,7 +131,7 @@ class Worker(threading.Thread):
     """Consumes the input ring, runs ``processor``, produces the output ring."""
 
     def __init__(self, streams, processor, in_rate: int, out_rate: int, telemetry: Telemetry,
-                 slow_ms: float = 0.0):
+                 slow_ms: float = 0.0, realtime: bool = False):
         super().__init__(name="percepnet-worker", daemon=True)
         self.s = streams
         self.processor = processor
@@ -136,6 +139,8 @@ class Worker(threading.Thread):
         self.out_rate = out_rate
         self.tel = telemetry
         self.slow_ms = slow_ms
+        self.realtime = realtime
+        self.is_realtime = False
         self.direct = in_rate == SAMPLE_RATE and out_rate == SAMPLE_RATE
         self._halt = threading.Event()
         self.error: BaseException | None = None
@@ -154,6 +159,9 @@ class Worker(threading.Thread):
             self.error = exc
 
     def _loop(self) -> None:
+        if self.realtime:
+            # below PortAudio's callback threads, above everything else of ours
+            self.is_realtime = realtime_thread(WORKER_RT_PRIORITY)
         s, tel, proc = self.s, self.tel, self.processor
         in_buf, in_tags, in_idx = s.in_ring.buf, s.in_ring.tags, s.in_ring.idx
         out_buf, out_tags, out_idx = s.out_ring.buf, s.out_ring.tags, s.out_ring.idx
