@@ -4,8 +4,10 @@ One call per 10 ms hop (:func:`pitch_step`) returns the pitch period (samples at
 normalised correlation at that period for one analysis window, all inside numba ``nogil`` code that
 allocates nothing. The signal path per hop:
 
+0. **High-pass** the newest hop (2nd-order Butterworth at ``HIGHPASS_HZ``) into the tracker's own copy of the
+   history: rumble below the pitch range otherwise makes every short lag look periodic.
 1. **Decimate** the newest hop by 4 to 12 kHz with a windowed-sinc low-pass (``_FIR_TAPS`` taps, cut-off
-   ``DECIMATION_CUTOFF_HZ`` = 2 kHz: the low harmonics carry the pitch, the rest of the band mostly noise). The filter reads its past input straight from ``history``, so no filter state can drift.
+   ``DECIMATION_CUTOFF_HZ`` = 2 kHz: the low harmonics carry the pitch, the rest of the band mostly noise). The FIR reads its past input from the high-passed history.
 2. **Whiten** (only if ``WHITEN``; off by default, it measured worse on speech): the new decimated samples
    through an order-4 LPC inverse filter fitted to the newest 20 ms (lag-windowed autocorrelation, 0.9
    bandwidth expansion, extra zero at 0.8 -- as RNNoise/Opus do).
@@ -52,6 +54,9 @@ plus the longest period before it."""
 DECIMATION = 4
 """Coarse search runs at SAMPLE_RATE / DECIMATION = 12 kHz."""
 
+HIGHPASS_HZ = 60.0
+"""Cut-off of the high-pass in front of the tracker (Hz): removes rumble below the 62.5 Hz pitch floor."""
+
 DECIMATION_CUTOFF_HZ = 2000.0
 """Cut-off of the decimation low-pass. Pitch evidence lives in the low harmonics; a lower band keeps out
 broadband noise. Against Praat on dev VCTK speech in 5 dB dev noise (delay 2), gross errors were 16.6 % at
@@ -81,8 +86,12 @@ MULTIPLE_PENALTY = 1.0
 the state is then a sub-multiple of the true period, e.g. a strong 2nd harmonic over a weak fundamental."""
 MULTIPLE_MARGIN = 0.05
 """Correlation margin above which the double period counts as 'clearly better'."""
-NON_PEAK_PENALTY = 0.5
-"""Observation penalty for a lag that is not a local maximum of the coarse correlation."""
+NON_PEAK_PENALTY = 2.0
+"""Observation penalty for a lag that is not a local maximum of the coarse correlation: larger than any
+correlation difference, so a non-maximum is chosen only where the window's correlation has no maximum in
+range at all (a smooth low-frequency background). Against Praat on dev VCTK in 5 dB dev noise (delay 2):
+gross errors 15.4 % with 0.5, 14.5 % with 1.0, 14.4 % with 2.0; mean correlation on unvoiced clean frames
+0.77, 0.72, 0.65."""
 JUMP_COST = 0.015
 """Viterbi transition cost per state of period change (0.36 per octave)."""
 JUMP_CAP = 0.3
@@ -109,6 +118,9 @@ class PitchState(NamedTuple):
     """
 
     fir: np.ndarray          # float32[_FIR_TAPS] decimation low-pass taps
+    hp_coef: np.ndarray      # float64[5] high-pass biquad b0, b1, b2, a1, a2 (a0 = 1)
+    hp_mem: np.ndarray       # float64[2] high-pass state (transposed direct form II)
+    hp_hist: np.ndarray      # float32[PITCH_HISTORY] high-passed history, oldest first
     dec_raw: np.ndarray      # float32[_D_BUF] decimated signal, oldest first
     dec_white: np.ndarray    # float32[_D_BUF] whitened decimated signal, oldest first
     lpc: np.ndarray          # float64[_LPC_ORDER + 2] whitening FIR (scratch, refitted each hop)
@@ -140,6 +152,15 @@ def _decimation_taps() -> np.ndarray:
     return (h / h.sum()).astype(np.float32)
 
 
+def _highpass_coefficients() -> np.ndarray:
+    """2nd-order Butterworth high-pass at HIGHPASS_HZ (bilinear transform): b0, b1, b2, a1, a2 with a0 = 1."""
+    w0 = 2 * np.pi * HIGHPASS_HZ / SAMPLE_RATE
+    alpha = np.sin(w0) / np.sqrt(2.0)
+    cw = np.cos(w0)
+    a0 = 1 + alpha
+    return np.array([(1 + cw) / 2, -(1 + cw), (1 + cw) / 2, -2 * cw, 1 - alpha]) / np.array([a0, a0, a0, a0, a0])
+
+
 def new_pitch_state(delay_frames: int) -> PitchState:
     """Fresh tracker state for one stream; ``delay_frames`` (0, 1 or 2) is the fixed-lag delay in hops."""
     delay_frames = int(delay_frames)
@@ -163,6 +184,9 @@ def new_pitch_state(delay_frames: int) -> PitchState:
     counters[1] = delay_frames
     return PitchState(
         fir=_decimation_taps(),
+        hp_coef=_highpass_coefficients(),
+        hp_mem=np.zeros(2, np.float64),
+        hp_hist=np.zeros(PITCH_HISTORY, np.float32),
         dec_raw=np.zeros(_D_BUF, np.float32),
         dec_white=np.zeros(_D_BUF, np.float32),
         lpc=np.zeros(_LPC_ORDER + 2, np.float64),
@@ -194,6 +218,38 @@ def _dot(a, a0, b, b0, n):
     for i in range(n):
         acc += a[a0 + i] * b[b0 + i]
     return acc
+
+
+@njit(nogil=True, cache=True)
+def _highpass_newest(history, st):
+    """Shift st.hp_hist by one hop and append the newest hop of ``history``, high-passed.
+
+    Non-finite input samples enter as 0 (and a non-finite filter state is reset), so NaN/Inf cannot stick.
+    """
+    h = st.hp_hist
+    for i in range(PITCH_HISTORY - HOP):
+        h[i] = h[i + HOP]
+    b0 = st.hp_coef[0]
+    b1 = st.hp_coef[1]
+    b2 = st.hp_coef[2]
+    a1 = st.hp_coef[3]
+    a2 = st.hp_coef[4]
+    z1 = st.hp_mem[0]
+    z2 = st.hp_mem[1]
+    for n in range(PITCH_HISTORY - HOP, PITCH_HISTORY):
+        x = float(history[n])
+        if not np.isfinite(x):
+            x = 0.0
+        y = b0 * x + z1
+        z1 = b1 * x - a1 * y + z2
+        z2 = b2 * x - a2 * y
+        if not np.isfinite(y) or not np.isfinite(z1) or not np.isfinite(z2):
+            y = 0.0
+            z1 = 0.0
+            z2 = 0.0
+        h[n] = y
+    st.hp_mem[0] = z1
+    st.hp_mem[1] = z2
 
 
 @njit(nogil=True, cache=True)
@@ -486,7 +542,8 @@ def pitch_step(history, st):
     delay = st.counters[1]
     frame = st.counters[0]
     slot = frame % _RING
-    _decimate_and_whiten(history, st)
+    _highpass_newest(history, st)
+    _decimate_and_whiten(st.hp_hist, st)
     _coarse_correlation(st)
     _viterbi_update(st, slot)
     # best path end, backtracked `delay` frames
@@ -500,7 +557,7 @@ def pitch_step(history, st):
         f -= 1
     lag_d = st.best_lag[f % _RING, s] if f >= 0 else st.cell_lo[s]
     st.counters[0] = frame + 1
-    return _refine(history, st, lag_d, delay)
+    return _refine(st.hp_hist, st, lag_d, delay)
 
 
 @njit(nogil=True, cache=True)
