@@ -132,11 +132,20 @@ def _push(hist, x, n_bad):
 
 
 @njit(nogil=True, cache=True)
+def _unit(v):
+    """``v`` clipped to [0, 1]; NaN becomes 0 (a gain or strength must never carry NaN to the output)."""
+    if v >= 1.0:
+        return 1.0
+    if v >= 0.0:
+        return v
+    return 0.0
+
+
+@njit(nogil=True, cache=True)
 def _coherence(e_a, e_p, c_ap, q):
     """Pitch coherence per band, ``c / sqrt(E_a E_p)`` clipped to [0, 1]."""
     for b in range(N_BANDS):
-        v = c_ap[b] / math.sqrt(e_a[b] * e_p[b] + 1e-20)
-        q[b] = min(max(v, 0.0), 1.0)
+        q[b] = _unit(c_ap[b] / math.sqrt(e_a[b] * e_p[b] + 1e-20))
 
 
 @njit(nogil=True, cache=True)
@@ -233,7 +242,7 @@ def stage_mix(F, C, I, P):
     r = F[F_STR:F_STR + N_BANDS]
     ga = F[F_GAPP:F_GAPP + N_BANDS]
     for b in range(N_BANDS):
-        ga[b] = min(max(g[b], 0.0), 1.0)
+        ga[b] = _unit(g[b])
     if P[P_POSTFILTER] != 0.0:
         postfilter(ga, e_y, ga)
     apply_floor(ga, P[P_FLOOR])
@@ -252,7 +261,7 @@ def stage_mix(F, C, I, P):
             any_comb = True
     if any_comb:
         for b in range(N_BANDS):
-            rb = min(max(r[b], 0.0), 1.0)
+            rb = _unit(r[b])
             band_a[b] = 1.0 - rb
             band_c[b] = rb * math.sqrt((e_y[b] + ENERGY_EPS) / (e_p[b] + ENERGY_EPS))
         interp_band_gain(band_a, bin_a)
