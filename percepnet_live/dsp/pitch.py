@@ -213,10 +213,15 @@ def new_pitch_state(delay_frames: int) -> PitchState:
 
 @njit(nogil=True, cache=True, fastmath=True)
 def _dot(a, a0, b, b0, n):
-    """sum_{i<n} a[a0+i] * b[b0+i] (float32 arrays, float32 accumulation vectorised)."""
+    """sum_{i<n} a[a0+i] * b[b0+i] (float32 arrays, float32 accumulation, vectorised).
+
+    The loop runs over views from 0 so the compiler can drop negative-index checks and use SIMD.
+    """
+    av = a[a0:a0 + n]
+    bv = b[b0:b0 + n]
     acc = np.float32(0.0)
     for i in range(n):
-        acc += a[a0 + i] * b[b0 + i]
+        acc += av[i] * bv[i]
     return acc
 
 
