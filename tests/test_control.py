@@ -89,7 +89,9 @@ def test_levels_rise_and_suppression_appears_when_noise_flows(rd):
         up0 = quiet["uptime_s"]
         player = rd.server.play(noise(6.0, -20.0))
         try:
-            snap = settle(c, lambda s: s["levels"]["input_dbfs"] > -26 and s["suppression"]["overall_db"] > 15)
+            settle(c, lambda s: s["levels"]["input_dbfs"] > -26 and s["suppression"]["overall_db"] > 15)
+            time.sleep(1.0)  # well inside the noise: the level meters have settled
+            snap = c.snapshot()
         finally:
             player.wait(timeout=30)
     lev, sup = snap["levels"], snap["suppression"]
@@ -105,11 +107,15 @@ def test_levels_rise_and_suppression_appears_when_noise_flows(rd):
 
 
 def _recorded_gain_db(rd, seconds=1.5):
-    """Output level of the virtual mic minus the level played into the mic, over ``seconds``."""
+    """Level of the virtual mic minus the level played into the mic (-20 dBFS), over ``seconds``:
+    the median over 10 ms blocks, so a few blocks the daemon passed through unprocessed (it
+    degrades that way when this shared machine starves it) do not move it."""
     with rd.server.recording(rd.virtual_mic) as rec:
         time.sleep(seconds)
     got = rec.samples[len(rec.samples) // 4:]  # skip the recorder's start-up
-    return rms_dbfs(got) - (-20.0)
+    blocks = got[: got.size // 480 * 480].reshape(-1, 480)
+    assert blocks.shape[0] >= 50, "the recording is too short"
+    return float(np.median([rms_dbfs(b) for b in blocks])) - (-20.0)
 
 
 def test_bypass_and_the_attenuation_limit_change_the_audio(rd):

@@ -123,12 +123,16 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+"""Built once: ``json.dumps`` with options builds a new encoder on every call."""
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """One message as a UTF-8 JSON line (compact separators, NaN/Inf written as ``null``)."""
     try:
-        text = json.dumps(message, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(message)
     except ValueError:
-        text = json.dumps(_clean(message), separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(_clean(message))
     return text.encode("utf-8") + b"\n"
 
 

@@ -19,7 +19,7 @@ import errno
 import logging
 import math
 import os
-import selectors
+import select
 import socket
 import stat
 import struct
@@ -60,6 +60,20 @@ class _Client:
         self.dropped = 0
 
 
+def _name_os_thread(name: bytes) -> None:
+    """Give the calling thread a kernel-visible name (``top -H``, ``/proc/PID/task/TID/comm``)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(15, ctypes.c_char_p(name[:15]), 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
+THREAD_NAME = b"pnl-control"
+"""Kernel name of the server thread; the monitor-cost benchmark reads its CPU time by this name."""
+
+
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     """``(pid, uid, gid)`` of the process at the other end of a Unix socket (``SO_PEERCRED``)."""
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
@@ -81,7 +95,7 @@ class ControlServer:
         self.max_clients = max_clients
         self._listener: socket.socket | None = None
         self._inode: tuple[int, int] | None = None
-        self._sel: selectors.BaseSelector | None = None
+        self._ep: select.epoll | None = None
         self._wake_r = self._wake_w = -1
         self._thread: threading.Thread | None = None
         self._running = False
@@ -116,9 +130,9 @@ class ControlServer:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(sock, selectors.EVENT_READ, None)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._ep = select.epoll()
+        self._ep.register(sock.fileno(), select.EPOLLIN)
+        self._ep.register(self._wake_r, select.EPOLLIN)
         self._epoch = time.monotonic()
         self._running = True
         self._thread = threading.Thread(target=self._serve, name="control-server", daemon=True)
@@ -138,8 +152,8 @@ class ControlServer:
             self._thread.join(timeout=5)
         for client in list(self._clients.values()):
             self._close(client)
-        if self._sel is not None:
-            self._sel.close()
+        if self._ep is not None:
+            self._ep.close()
         if self._listener is not None:
             self._listener.close()
         for fd in (self._wake_r, self._wake_w):
@@ -195,25 +209,29 @@ class ControlServer:
 
     # -- the thread ----------------------------------------------------------------------------
     def _serve(self) -> None:
-        assert self._sel is not None
+        assert self._ep is not None and self._listener is not None
+        _name_os_thread(THREAD_NAME)
+        poll, listen_fd, wake_fd, clients = self._ep.poll, self._listener.fileno(), self._wake_r, self._clients
         while self._running:
             try:
                 timeout = self._timeout()
-                for key, mask in self._sel.select(timeout):
+                for fd, mask in poll(-1 if timeout is None else timeout):
                     if not self._running:
                         break
-                    if key.fileobj is self._listener:
+                    if fd == listen_fd:
                         self._accept()
-                    elif key.fileobj == self._wake_r:
+                    elif fd == wake_fd:
                         try:
-                            os.read(self._wake_r, 64)
+                            os.read(wake_fd, 64)
                         except OSError:
                             pass
                     else:
-                        client: _Client = key.data
-                        if mask & selectors.EVENT_READ:
+                        client = clients.get(fd)
+                        if client is None:
+                            continue
+                        if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
                             self._on_readable(client)
-                        if mask & selectors.EVENT_WRITE and client.sock.fileno() >= 0:
+                        if mask & select.EPOLLOUT and client.sock.fileno() >= 0:
                             self._flush(client)
                 if self._running:
                     self._publish_due()
@@ -231,7 +249,7 @@ class ControlServer:
         return max(0.0, (min(subs) - self._now_tick()) / GRID_HZ)
 
     def _accept(self) -> None:
-        assert self._listener is not None and self._sel is not None
+        assert self._listener is not None and self._ep is not None
         while True:
             try:
                 sock, _ = self._listener.accept()
@@ -256,7 +274,7 @@ class ControlServer:
             sock.setblocking(False)
             client = _Client(sock, pid, uid)
             self._clients[sock.fileno()] = client
-            self._sel.register(sock, selectors.EVENT_READ, client)
+            self._ep.register(sock.fileno(), select.EPOLLIN)
             self._send(client, P.encode(P.hello()))
 
     @staticmethod
@@ -272,8 +290,8 @@ class ControlServer:
         fd = client.sock.fileno()
         if fd >= 0:
             try:
-                if self._sel is not None:
-                    self._sel.unregister(client.sock)
+                if self._ep is not None:
+                    self._ep.unregister(fd)
             except (KeyError, ValueError, OSError):
                 pass
             self._clients.pop(fd, None)
@@ -422,11 +440,11 @@ class ControlServer:
                 self._close(client)
 
     def _watch_write(self, client: _Client, on: bool) -> None:
-        if self._sel is None or client.sock.fileno() < 0:
+        fd = client.sock.fileno()
+        if self._ep is None or fd < 0:
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
         try:
-            self._sel.modify(client.sock, events, client)
+            self._ep.modify(fd, select.EPOLLIN | (select.EPOLLOUT if on else 0))
         except (KeyError, ValueError, OSError):
             pass
 
