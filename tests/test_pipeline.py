@@ -1,6 +1,7 @@
 """The frame processor: streaming equals whole-file, the oracle enhances, nothing is allocated per frame."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -290,3 +291,59 @@ def test_cached_kernels_recompile_when_a_file_they_call_into_changes(tmp_path):
     assert run() == "1"                                        # from the cache
     (pkg / "callee.py").write_text("from numba import njit\n@njit(cache=True)\ndef g():\n    return 2\n")
     assert run() == "2"
+
+
+MALLOC_COUNTER = r"""
+#define _GNU_SOURCE
+#include <stddef.h>
+long mcount_calls = 0;
+int mcount_on = 0;
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+void *malloc(size_t n) { if (mcount_on) mcount_calls++; return __libc_malloc(n); }
+void *calloc(size_t a, size_t b) { if (mcount_on) mcount_calls++; return __libc_calloc(a, b); }
+void *realloc(void *p, size_t n) { if (mcount_on) mcount_calls++; return __libc_realloc(p, n); }
+int posix_memalign(void **p, size_t a, size_t n) { if (mcount_on) mcount_calls++; *p = __libc_memalign(a, n); return *p ? 0 : 12; }
+void *aligned_alloc(size_t a, size_t n) { if (mcount_on) mcount_calls++; return __libc_memalign(a, n); }
+void *memalign(size_t a, size_t n) { if (mcount_on) mcount_calls++; return __libc_memalign(a, n); }
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("gcc") is None, reason="needs gcc on Linux")
+def test_frames_make_no_c_heap_allocation_either(tmp_path):
+    """A preloaded malloc counter sees the same number of malloc calls for 10, 100 and 200 hops in one
+    call: the FFT library (DUCC0 via rocket-fft) and the rest of the frame allocate nothing per frame."""
+    src = tmp_path / "mcount.c"
+    src.write_text(MALLOC_COUNTER)
+    lib = tmp_path / "libmcount.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True, timeout=120)
+    code = textwrap.dedent("""
+        import ctypes
+        import numpy as np
+        from percepnet_live.pipeline import FrameProcessor
+        import tests.test_pipeline as tp
+        lib = ctypes.CDLL(None)
+        calls = ctypes.c_long.in_dll(lib, "mcount_calls")
+        on = ctypes.c_int.in_dll(lib, "mcount_on")
+        clean, noisy = tp.harmonic_mixture(2.0)
+        y = np.zeros_like(noisy)
+        for label in ("network", "oracle"):
+            p = FrameProcessor(tp.small_network() if label == "network" else None)
+            c = clean if label == "oracle" else None
+            p.run(noisy[:4800], y[:4800], None if c is None else c[:4800])
+            counts = []
+            for n in (4800, 48000, 96000):
+                calls.value = 0
+                on.value = 1
+                p.run(noisy[:n], y[:n], None if c is None else c[:n])
+                on.value = 0
+                counts.append(calls.value)
+            print(len(set(counts)) == 1)
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, LD_PRELOAD=str(lib))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["True", "True"], res.stdout
