@@ -1,7 +1,8 @@
 """The 70 network inputs of one frame (``N_FEATURES``), in this order:
 
-- 0..33: ``log10(E_b + 1e-10)`` of the newest (look-ahead) window's band energies E_b (float32
-  full scale: a 0 dBFS white noise gives about 2.4 in the widest bands, digital silence -10);
+- 0..33: ``log10(E_b + 1e-10)`` of the newest (look-ahead) window's band energies E_b (unnormalised
+  FFT of the windowed float signal: white noise of RMS 0.1 (-20 dBFS) gives about 0.9 in the
+  2-bin bands and 2.7 in the widest band, each 10 dB adding 1; digital silence gives -10);
 - 34..67: the noisy pitch coherence q_y of each band of the frame being output, in [0, 1];
 - 68: the pitch period of the frame being output, ``(T - 300) / 100`` (T in samples at 48 kHz:
   -2.4 at 800 Hz, 0 at 160 Hz, +4.68 at 62.5 Hz);
