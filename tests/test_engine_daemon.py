@@ -93,11 +93,24 @@ def play_and_record(server, x: np.ndarray, source: str = VM, sink: str = "fake_m
     A PulseAudio null sink reconfigures its latency when a new low-latency reader connects (our
     recorder), which disturbs the streams on it for up to a second: the signal starts after
     ``settle_s``, and everything checked is inside the signal."""
+    lead = np.zeros(int(settle_s * RATE), np.float32)
     with server.recording(source) as rec:
-        time.sleep(settle_s)
-        server.play(x, sink=sink).wait(timeout=60)
+        server.play(np.concatenate([lead, x]), sink=sink).wait(timeout=60)
         time.sleep(tail_s)
     return rec.samples
+
+
+def daemon_counters(d) -> dict:
+    """The daemon's counters plus the engine's internal ones (re-primes, resyncs, worker skips)."""
+    if d is None:
+        return {}
+    from percepnet_live.engine import streams as S
+
+    c = dict(d.counters())
+    if d.session is not None:
+        c.update(resyncs=int(d.session.st[S.S_RESYNCS]), worker_rt=d.session.worker.is_realtime,
+                 skipped=d.session.telemetry.skipped)
+    return c
 
 
 def diagnose(x: np.ndarray, rec: np.ndarray, lag: int, win: int = RATE // 4) -> str:
@@ -110,18 +123,19 @@ def diagnose(x: np.ndarray, rec: np.ndarray, lag: int, win: int = RATE // 4) -> 
     return "per 250 ms: " + " ".join(out)
 
 
-def check_clean_transport(x: np.ndarray, rec: np.ndarray, min_corr: float = 0.98) -> int:
+def check_clean_transport(x: np.ndarray, rec: np.ndarray, min_corr: float = 0.98, daemon=None) -> int:
     """The recording holds all of ``x`` once, intact: one lag for the start and the end, no gap."""
     assert rec.size > x.size, "the recording is shorter than the signal"
     lag, corr = lag_of(x, rec)
-    assert corr > min_corr, f"the virtual mic does not carry the signal (correlation {corr:.3f}); {diagnose(x, rec, lag)}"
+    why = f"{diagnose(x, rec, lag)}; daemon counters {daemon_counters(daemon)}"
+    assert corr > min_corr, f"the virtual mic does not carry the signal (correlation {corr:.3f}); {why}"
     inside = rec[lag:lag + x.size]
-    assert longest_silence(inside) <= HOP, "a gap longer than one block inside the signal"
+    assert longest_silence(inside) <= HOP, f"a gap longer than one block inside the signal; {why}"
     head, tail = x[: RATE // 2], x[-RATE // 2:]
     lag_head, _ = lag_of(head, rec[max(0, lag - HOP): lag + RATE // 2 + HOP])
     lag_tail, _ = lag_of(tail, rec[lag + x.size - RATE // 2 - HOP: lag + x.size + HOP])
     assert lag_head == HOP or lag == lag_head, "start misaligned"
-    assert lag_tail == HOP, f"samples lost or repeated: the end is {lag_tail - HOP:+d} samples off the start"
+    assert lag_tail == HOP, f"samples lost or repeated: the end is {lag_tail - HOP:+d} samples off the start; {why}"
     return lag
 
 
@@ -138,7 +152,7 @@ def test_the_virtual_mic_carries_the_processed_mic_signal_intact(kind):
             assert "PercepNet Microphone" in desc
             time.sleep(0.5)
             rec = play_and_record(s, x)
-            check_clean_transport(x, rec)
+            check_clean_transport(x, rec, daemon=d)
             snap = d.snapshot()
             assert snap["state"] in ("running", "passthrough")
             # a shared 2-core CI box may starve the worker for a moment: then those few blocks were the
@@ -151,22 +165,27 @@ def test_the_virtual_mic_carries_the_processed_mic_signal_intact(kind):
         assert VM not in s.source_names()
 
 
-def _probe_delay(s, processor, x) -> float:
-    """Mic-to-output delay in ms of a daemon running ``processor``, measured on one clock (probe route)."""
-    d = Daemon(cfg_for(output="probe_out"), processor=processor)
-    d.start()
-    try:
-        time.sleep(1.0)
-        with s.recording_probe() as rec:
-            time.sleep(1.5)
-            s.play(x, sink="probe_stim").wait(timeout=60)
+def _probe_delay(s, processor, x, lead_s: float = 3.0) -> float:
+    """Mic-to-output delay in ms of a daemon running ``processor``, measured on one clock (probe route).
+
+    The recorder and the stimulus player connect first (connecting a stream re-times a null sink),
+    the daemon starts, and the signal begins ``lead_s`` seconds after all three are up."""
+    with s.recording_probe() as rec:
+        player = s.play(np.concatenate([np.zeros(int(lead_s * RATE), np.float32), x]), sink="probe_stim")
+        d = Daemon(cfg_for(output="probe_out"), processor=processor)
+        d.start()
+        try:
+            player.wait(timeout=60)
             time.sleep(0.5)
-        both = rec.samples
-        lag, corr = lag_of(both[:, 0], both[:, 1])
-        assert corr > 0.98, f"output does not match the mic (correlation {corr:.3f})"
-        return 1000.0 * lag / RATE
-    finally:
-        d.stop()
+            counters = daemon_counters(d)
+        finally:
+            d.stop()
+    both = rec.samples
+    lag_mic, corr_mic = lag_of(x, both[:, 0])
+    lag_out, corr_out = lag_of(x, both[:, 1])
+    assert corr_mic > 0.99, f"the stimulus did not reach the mic intact (correlation {corr_mic:.3f})"
+    assert corr_out > 0.98, f"output does not match the mic (correlation {corr_out:.3f}); {counters}"
+    return 1000.0 * (lag_out - lag_mic) / RATE
 
 
 def test_processing_adds_at_most_the_algorithmic_delay_plus_10ms_over_a_plain_passthrough():
@@ -194,7 +213,7 @@ def test_a_slowed_worker_degrades_to_delay_matched_passthrough_without_gaps():
         try:
             time.sleep(0.5)
             rec = play_and_record(s, x)
-            check_clean_transport(x, rec, min_corr=0.95)
+            check_clean_transport(x, rec, min_corr=0.95, daemon=d)
             snap = d.snapshot()
             c = snap["counters"]
             assert c["passthrough_blocks"] > 50 and c["passthrough_events"] >= 1
@@ -243,7 +262,7 @@ def test_audio_resumes_after_the_mic_is_unplugged_and_replugged(kind):
             assert wait_until(lambda: d.snapshot()["state"] == "running", 5), "audio did not resume within 5 s"
             print(f"\nresumed {time.monotonic() - t0:.2f} s after the mic came back")
             rec = play_and_record(s, x)
-            check_clean_transport(x, rec)
+            check_clean_transport(x, rec, daemon=d)
             assert d.snapshot()["counters"]["device_events"] >= 1
         finally:
             d.stop()
@@ -262,7 +281,7 @@ def test_the_virtual_mic_comes_back_after_the_server_restarts():
             print(f"\nrunning again {time.monotonic() - t0:.2f} s after the server came back")
             time.sleep(0.5)
             rec = play_and_record(s, x)
-            check_clean_transport(x, rec)
+            check_clean_transport(x, rec, daemon=d)
         finally:
             d.stop()
         assert not any("percepnet_live.pid" in a for _, _, a in s.modules())

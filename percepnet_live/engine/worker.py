@@ -162,42 +162,56 @@ class Worker(threading.Thread):
         if self.realtime:
             # below PortAudio's callback threads, above everything else of ours
             self.is_realtime = realtime_thread(WORKER_RT_PRIORITY)
+        poller = select.poll()
+        poller.register(self.s.wake_fd, select.POLLIN)
+        while not self._halt.is_set():
+            if self.pump() == 0 and poller.poll(100):
+                try:
+                    os.eventfd_read(self.s.wake_fd)
+                except BlockingIOError:
+                    pass
+
+    def _buffers(self) -> None:
+        s = self.s
+        self._raw = np.zeros((s.in_ring.frames, s.in_ring.channels), np.float32)
+        self._mono = np.zeros(s.in_ring.frames, np.float32)
+        self._x = np.zeros(HOP, np.float32)
+        self._y = np.zeros(HOP, np.float32)
+        self._yb = np.zeros((s.out_ring.frames, 1), np.float32)
+        self._y_out = np.zeros(s.out_ring.frames, np.float32)
+        self._up = None if self.in_rate == SAMPLE_RATE else BlockResampler(self.in_rate, SAMPLE_RATE, HOP)
+        self._down = None if self.out_rate == SAMPLE_RATE else BlockResampler(SAMPLE_RATE, self.out_rate,
+                                                                               s.out_ring.frames)
+        self._out_seq = 0
+        self._gap = False
+
+    def pump(self) -> int:
+        """Process every block queued in the input ring (never waits). Returns how many were popped."""
+        if not hasattr(self, "_raw"):
+            self._buffers()
         s, tel, proc = self.s, self.tel, self.processor
         in_buf, in_tags, in_idx = s.in_ring.buf, s.in_ring.tags, s.in_ring.idx
         out_buf, out_tags, out_idx = s.out_ring.buf, s.out_ring.tags, s.out_ring.idx
         st = s.st
-        raw = np.zeros((s.in_ring.frames, s.in_ring.channels), np.float32)
-        mono_in = np.zeros(s.in_ring.frames, np.float32)
-        x = np.zeros(HOP, np.float32)
-        y = np.zeros(HOP, np.float32)
-        yb = np.zeros((s.out_ring.frames, 1), np.float32)
-        y_out = np.zeros(s.out_ring.frames, np.float32)
-        up = None if self.in_rate == SAMPLE_RATE else BlockResampler(self.in_rate, SAMPLE_RATE, HOP)
-        down = None if self.out_rate == SAMPLE_RATE else BlockResampler(SAMPLE_RATE, self.out_rate, s.out_ring.frames)
-        poller = select.poll()
-        poller.register(s.wake_fd, select.POLLIN)
-        out_seq = 0
-        gap = False
+        raw, mono_in, x, y, yb, y_out = self._raw, self._mono, self._x, self._y, self._yb, self._y_out
+        up, down = self._up, self._down
         perf = time.perf_counter
         slow = self.slow_ms / 1000.0
-        while not self._halt.is_set():
+        popped = 0
+        while True:
             tag = ring_pop(in_buf, in_tags, in_idx, raw)
             if tag < 0:
-                if poller.poll(100):
-                    try:
-                        os.eventfd_read(s.wake_fd)
-                    except BlockingIOError:
-                        pass
-                continue
+                return popped
+            popped += 1
             if self.direct and tag < st[S_NEXT]:
                 # Its output time has passed: the output callback already played it dry.
                 tel.skipped += 1
-                gap = True
+                self._gap = True
                 continue
-            if gap:
+            if self._gap:
                 proc.reset()
                 tel.resets += 1
-                gap = False
+                self._gap = False
             downmix(raw, mono_in)
             tel.nonfinite += sanitize(mono_in)
             tel.in_energy = 0.9 * tel.in_energy + 0.1 * _energy(mono_in) / mono_in.size
@@ -220,13 +234,13 @@ class Worker(threading.Thread):
                 tel.out_energy = 0.9 * tel.out_energy + 0.1 * _energy(y) / y.size
                 if down is None:
                     yb[:, 0] = y
-                    if ring_push(out_buf, out_tags, out_idx, yb, t if t >= 0 else out_seq) == 0:
+                    if ring_push(out_buf, out_tags, out_idx, yb, t if t >= 0 else self._out_seq) == 0:
                         tel.out_dropped += 1
-                    out_seq += 1
+                    self._out_seq += 1
                 else:
                     down.push(y)
                     while down.pop(y_out):
                         yb[:, 0] = y_out
-                        if ring_push(out_buf, out_tags, out_idx, yb, out_seq) == 0:
+                        if ring_push(out_buf, out_tags, out_idx, yb, self._out_seq) == 0:
                             tel.out_dropped += 1
-                        out_seq += 1
+                        self._out_seq += 1

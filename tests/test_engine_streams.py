@@ -1,0 +1,96 @@
+"""The callback kernels and the worker without a sound server: timing, passthrough and fade, exactly.
+
+The two callbacks are driven by hand (one input block, then one output block, as a device pair
+would), and the worker is pumped only on the steps we choose, which is CPU starvation on demand.
+"""
+
+import numpy as np
+import pytest
+
+from percepnet_live.constants import HOP
+from percepnet_live.engine import streams as S
+from percepnet_live.engine.ring import BlockRing
+from percepnet_live.engine.worker import DelayProcessor, Telemetry, Worker
+
+
+def rig(delay, prefill=3):
+    st = S.new_state(prefill, delay, int(np.ceil(delay / HOP)) + 1, True)
+    streams = S.Streams(BlockRing(16, HOP, 1), BlockRing(16, HOP, 1), np.zeros(64 * HOP, np.float32), st, -1)
+    worker = Worker(streams, DelayProcessor(delay), 48_000, 48_000, Telemetry())
+    return streams, worker
+
+
+def drive(x, delay, starve=()):
+    """Run ``x`` through the kernels; the worker is not pumped on the steps in ``starve``."""
+    s, w = rig(delay)
+    out = np.zeros(HOP, np.float32).reshape(HOP, 1)
+    y = []
+    inb = np.zeros((HOP, 1), np.float32)
+    for k in range(x.size // HOP):
+        inb[:, 0] = x[k * HOP:(k + 1) * HOP]
+        S.input_kernel(inb, s.in_ring.buf, s.in_ring.tags, s.in_ring.idx, s.hist, s.st, 0)
+        if k not in starve:
+            w.pump()
+        S.output_kernel(out, s.out_ring.buf, s.out_ring.tags, s.out_ring.idx, s.hist, s.st, 0)
+        y.append(out[:, 0].copy())
+    return np.concatenate(y), s, w
+
+
+def test_unstarved_output_is_the_input_delayed_by_processing_plus_queue():
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(200 * HOP)).astype(np.float32)
+    y, s, _ = drive(x, delay=1440)
+    lag = 1440 + 2 * HOP  # processing delay + the prefill blocks queued before the first output
+    np.testing.assert_array_equal(y[lag + 3 * HOP:], x[3 * HOP: x.size - lag])
+    assert s.st[S.S_PT_BLOCKS] == 0
+
+
+@pytest.mark.parametrize("delay", [0, 1440])
+def test_starvation_switches_to_the_delay_matched_input_and_fades_back_without_a_seam(delay):
+    """While the worker misses its deadline the output is the dry input at exactly the same delay:
+    with a processor whose output equals its delayed input, the output stream has no seam at all."""
+    rng = np.random.default_rng(1)
+    x = (0.1 * rng.standard_normal(300 * HOP)).astype(np.float32)
+    starve = set(range(50, 60)) | set(range(120, 121)) | set(range(200, 230))
+    y, s, w = drive(x, delay, starve)
+    lag = delay + 2 * HOP
+    np.testing.assert_allclose(y[lag + 3 * HOP:], x[3 * HOP: x.size - lag], atol=1e-6)
+    # two starvations outlast the 3-block queue; the 1-block one (step 120) is absorbed by it
+    assert s.st[S.S_PT_BLOCKS] > 0 and s.st[S.S_PT_EVENTS] == 2
+    assert w.tel.skipped > 0 and w.tel.resets == 2
+
+
+def test_the_crossfade_back_is_a_ramp_from_dry_to_processed():
+    """With a processor that outputs silence, the output after a starvation is dry audio fading out."""
+    class Mute(DelayProcessor):
+        def process(self, x, out):
+            out[:] = 0.0
+
+    s, w = rig(0)
+    w.processor = Mute(0)
+    inb = np.ones((HOP, 1), np.float32)
+    out = np.zeros((HOP, 1), np.float32)
+    levels = []
+    for k in range(40):
+        S.input_kernel(inb, s.in_ring.buf, s.in_ring.tags, s.in_ring.idx, s.hist, s.st, 0)
+        if not 10 <= k < 15:
+            w.pump()
+        S.output_kernel(out, s.out_ring.buf, s.out_ring.tags, s.out_ring.idx, s.hist, s.st, 0)
+        levels.append(float(out.mean()))
+    i = levels.index(1.0)  # first dry block
+    tail = levels[i:]
+    assert max(tail[tail.index(0.0):] if 0.0 in tail else [1]) == 0.0  # once silent, stays processed
+    fade = [v for v in tail if 0.0 < v < 1.0]
+    assert len(fade) == S.FADE_BLOCKS - 1 or len(fade) == S.FADE_BLOCKS
+    assert fade == sorted(fade, reverse=True)
+
+
+def test_a_stalled_output_reprimes_instead_of_keeping_the_backlog():
+    s, w = rig(0)
+    inb = np.ones((HOP, 1), np.float32)
+    out = np.zeros((HOP, 1), np.float32)
+    for k in range(30):  # the output is not called for 30 blocks (a stalled server)
+        S.input_kernel(inb, s.in_ring.buf, s.in_ring.tags, s.in_ring.idx, s.hist, s.st, 0)
+        w.pump()
+    S.output_kernel(out, s.out_ring.buf, s.out_ring.tags, s.out_ring.idx, s.hist, s.st, 0)
+    assert s.st[S.S_RESYNCS] == 1 and len(s.out_ring) == 0 and s.st[S.S_NEXT] == -1
