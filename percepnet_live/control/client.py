@@ -149,14 +149,20 @@ class ControlClient:
                 msgs.append(P.decode(line))
         return msgs
 
-    def _read_until(self, match, timeout: float) -> dict[str, Any]:
+    def _read_until(self, match, timeout: float, supersede: bool = False) -> dict[str, Any]:
+        """Read until a message satisfies ``match``; snapshot events met on the way are kept
+        (``supersede``: the ones before the match are dropped, as older than the reply)."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise UserError(f"the daemon at {self.path} did not answer within {timeout:g} s")
-            for msg in self._read_available(left):
+            msgs = self._read_available(left)
+            for i, msg in enumerate(msgs):
                 if match(msg):
+                    if supersede:
+                        self._events.clear()
+                    self._events.extend(m for m in msgs[i + 1:] if m.get("type") == "snapshot")
                     return msg
                 if msg.get("type") == "snapshot":
                     self._events.append(msg)
@@ -166,7 +172,9 @@ class ControlClient:
         """Send a request and return its result; an error reply raises :class:`ControlError`."""
         req_id = next(self._ids)
         self.send(P.request(req_id, cmd, **args))
-        reply = self._read_until(lambda m: m.get("type") == "reply" and m.get("id") == req_id, self.timeout)
+        # A reply carrying a snapshot (get_snapshot, set_*) is newer than the events queued before it.
+        reply = self._read_until(lambda m: m.get("type") == "reply" and m.get("id") == req_id, self.timeout,
+                                 supersede=cmd in ("get_snapshot", "set_bypass", "set_attenuation_limit"))
         if not reply.get("ok"):
             err = reply.get("error") or {}
             raise ControlError(err.get("code", "?"), err.get("message", ""))
