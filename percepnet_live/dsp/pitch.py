@@ -541,8 +541,8 @@ def pitch_step(history, st):
     history: float32[PITCH_HISTORY], the most recent samples at 48 kHz, oldest first; its last HOP samples
     are the newest hop. Call exactly once per hop. Allocates nothing.
     Returns (period, correlation): period in samples at 48 kHz within [PITCH_MIN_PERIOD, PITCH_MAX_PERIOD]
-    (fractional), correlation = normalised correlation of the decided window with itself delayed by that
-    period, in [0, 1] (0 for silence or noise).
+    (fractional), correlation = normalised correlation of the decided window (high-passed at HIGHPASS_HZ)
+    with itself delayed by that period, at 48 kHz, in [0, 1] (near 0 for silence or white noise).
     """
     delay = st.counters[1]
     frame = st.counters[0]
