@@ -71,6 +71,7 @@ def train(
     batch: int = typer.Option(32, "--batch", min=1, help="Crops per step."),
     crop: int = typer.Option(400, "--crop", min=10, help="Frames per crop (10 ms each)."),
     lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Peak learning rate (AdamW)."),
+    dev_every: int = typer.Option(250, "--dev-every", min=1, help="Steps between dev-loss evaluations (and checkpoints/exports)."),
     max_minutes: Optional[float] = typer.Option(110.0, "--max-minutes", help="Stop this chunk after this many minutes (checkpointed; continue with --resume)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run from its last checkpoint."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the best checkpoint's runtime weights here (default RUN/weights.npz)."),
@@ -78,6 +79,7 @@ def train(
     workers: int = typer.Option(1, "--workers", min=1, help="Processes that precompute features."),
     seed: int = typer.Option(1, "--seed", help="Seed of the data and of the training."),
     prepare_only: bool = typer.Option(False, "--prepare-only", help="Build rooms and features, then stop."),
+    accept_stale: bool = typer.Option(False, "--accept-stale-features", help="Keep adding shards to a feature folder begun by another version of the frame code (development only; recorded in dataset.json)."),
 ) -> None:
     try:
         import torch  # noqa: F401
@@ -124,7 +126,8 @@ def train(
             def prog(done, total, _elapsed):
                 p.update(t, completed=done, total=total)
 
-            desc = precompute(corpus, split, folder, h, seconds, seed, rp, workers=workers, progress=prog)
+            desc = precompute(corpus, split, folder, h, seconds, seed, rp, workers=workers, progress=prog,
+                              accept_stale=accept_stale)
         console.print(f"{split}: {desc['audio_hours']:.2f} h of mixtures in {folder} "
                       f"(built in {desc['seconds_to_build']:.0f} s)")
         if desc.get("stale_frame_code"):
@@ -150,7 +153,8 @@ def train(
 
         def work() -> None:
             try:
-                precompute(corpus, "train", train_dir, hours, seconds, seed, rir_path, workers=workers, stop=stop)
+                precompute(corpus, "train", train_dir, hours, seconds, seed, rir_path, workers=workers, stop=stop,
+                           accept_stale=accept_stale)
             except BaseException as exc:  # reported by the main thread
                 failure.append(exc)
 
@@ -167,12 +171,15 @@ def train(
             raise failure[0]
 
     train_data = Dataset(train_dir, max_shards=n_train_shards)
-    dev_data = Dataset(dev_dir) if dev_dir else Dataset(train_dir, max_shards=1)
+    n_dev_shards = max(1, int(-(-dev_hours * 3600 // (seconds * 32))))
+    dev_data = Dataset(dev_dir, max_shards=n_dev_shards) if dev_dir else Dataset(train_dir, max_shards=1)
     console.print(f"training on {len(train_data)} sequences ({train_data.frames / 360000:.2f} h), "
                   f"dev {len(dev_data)} sequences")
     recipe = {"command": "percepnet-live train", "corpus": str(corpus), "hours": hours, "dev_hours": dev_hours,
-              "seconds": seconds, "rooms": rooms, "size": size, "seed": seed, "batch": batch, "crop": crop, "lr": lr}
-    cfg = TrainConfig(sizes=SIZE_PRESETS[size]._asdict(), batch=batch, crop=crop, lr=lr, steps=steps, seed=seed)
+              "seconds": seconds, "rooms": rooms, "size": size, "seed": seed, "batch": batch, "crop": crop, "lr": lr,
+              "dev_every": dev_every}
+    cfg = TrainConfig(sizes=SIZE_PRESETS[size]._asdict(), batch=batch, crop=crop, lr=lr, steps=steps, seed=seed,
+                      dev_every=dev_every)
     try:
         summary = run_training(run, train_data, dev_data, cfg, resume, max_minutes, threads=threads, console=console,
                                export_to=export or (run / "weights.npz"), recipe=recipe)

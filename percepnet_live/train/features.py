@@ -142,11 +142,14 @@ def _worker_job(args) -> tuple[int, float]:
 
 
 def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, seconds: float, seed: int,
-               rir_path: Path | None, workers: int = 1, lookahead_ms: int = 20, progress=None, stop=None) -> dict:
+               rir_path: Path | None, workers: int = 1, lookahead_ms: int = 20, progress=None, stop=None,
+               accept_stale: bool = False) -> dict:
     """Fill ``out_dir`` with enough shards for ``hours`` of audio (existing shards are kept).
 
     ``stop``: an optional threading.Event; when set, no further shard is started (the ones done
-    stay). Returns the dataset description written to ``dataset.json``.
+    stay). ``accept_stale``: add shards made by the current frame code to a folder begun by another
+    version (recorded as ``mixed_frame_code``) instead of refusing. Returns the dataset description
+    written to ``dataset.json``.
     """
     import multiprocessing as mp
 
@@ -162,6 +165,9 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
         prev = json.loads(old.read_text())
         for k in ("corpus", "split", "seconds", "seed", "lookahead_ms", "shard_seqs", "frame_code"):
             if prev.get(k) == desc[k]:
+                continue
+            if k == "frame_code" and accept_stale and todo:
+                desc["mixed_frame_code"] = sorted(set(prev.get("mixed_frame_code", [prev.get(k)]) + [desc[k]]))
                 continue
             if k == "frame_code" and not todo:
                 # complete dataset made by an older version of the frame code: usable, but say so
