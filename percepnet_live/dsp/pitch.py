@@ -7,11 +7,12 @@ allocates nothing. The signal path per hop:
 0. **High-pass** the newest hop (2nd-order Butterworth at ``HIGHPASS_HZ``) into the tracker's own copy of the
    history: rumble below the pitch range otherwise makes every short lag look periodic.
 1. **Decimate** the newest hop by 4 to 12 kHz with a windowed-sinc low-pass (``_FIR_TAPS`` taps, cut-off
-   ``DECIMATION_CUTOFF_HZ`` = 2 kHz: the low harmonics carry the pitch, the rest of the band mostly noise). The FIR reads its past input from the high-passed history.
+   ``DECIMATION_CUTOFF_HZ`` = 2 kHz: the low harmonics carry the pitch, the rest of the band mostly noise).
+   The FIR reads its past input from the high-passed history, so it needs no state of its own.
 2. **Whiten** (only if ``WHITEN``; off by default, it measured worse on speech): the new decimated samples
    through an order-4 LPC inverse filter fitted to the newest 20 ms (lag-windowed autocorrelation, 0.9
    bandwidth expansion, extra zero at 0.8 -- as RNNoise/Opus do).
-3. **Coarse search**: normalised correlation of the newest whitened 20 ms window with itself shifted by
+3. **Coarse search**: normalised correlation of the newest 12 kHz 20 ms window with itself shifted by
    every decimated lag 15..192 (60..768 samples at 48 kHz); lags that are not local maxima of it are
    marked down (a smooth low-frequency correlation is high at every short lag without being periodic).
 4. **Observation** per Viterbi state: ``N_STATES`` log-spaced period states cover 60..768 samples
