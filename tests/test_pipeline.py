@@ -100,14 +100,34 @@ def test_oracle_mode_improves_si_sdr_over_the_noisy_input():
         assert after > before + 8.0, (lookahead_ms, before, after)
 
 
-def test_the_comb_filter_adds_to_band_gains_alone_on_harmonic_speech():
-    clean, noisy = harmonic_mixture(2.0, snr_db=0.0, seed=3)
+def _replay(targets, noisy, strengths_scale):
+    """Apply per-row gains/strengths (``training_frames`` rows) through the real frame code."""
+    from percepnet_live import pipeline as pl
+
     proc = FrameProcessor(None, postfilter=False)
-    with_comb = si_sdr(clean, enhance_oracle(noisy, clean, proc))
-    res = training_frames(clean, noisy)
-    assert res["strengths"].mean() > 0.2                     # the oracle does use the comb here
-    # the same gains with the strengths forced to zero: process the frames by hand
-    assert with_comb > si_sdr(clean, noisy) + 8.0
+    proc.use_fixed_gains(np.ones(N_BANDS), np.zeros(N_BANDS))
+    out = np.zeros_like(noisy)
+    for t in range(len(noisy) // HOP):
+        proc._F[pl.F_GAIN:pl.F_GAIN + N_BANDS] = targets["gains"][t]
+        proc._F[pl.F_STR:pl.F_STR + N_BANDS] = strengths_scale * targets["strengths"][t]
+        proc.process(noisy[t * HOP:(t + 1) * HOP], out[t * HOP:(t + 1) * HOP])
+    return out[proc.delay_samples:]
+
+
+def test_training_targets_replayed_equal_the_oracle_and_the_comb_adds_to_band_gains_alone():
+    clean, noisy = harmonic_mixture(2.0, snr_db=0.0, seed=3)
+    targets = training_frames(clean, noisy)
+    assert targets["strengths"].mean() > 0.2                  # the oracle does use the comb here
+    oracle = enhance_oracle(noisy, clean, FrameProcessor(None, postfilter=False))
+    with_comb = _replay(targets, noisy, 1.0)
+    n = len(with_comb)
+    np.testing.assert_allclose(with_comb, oracle[:n], atol=1e-6)   # row t's targets are window t - L's
+    gains_only = _replay(targets, noisy, 0.0)
+    skip = 4 * HOP
+    sdr_comb = si_sdr(clean[skip:n], with_comb[skip:])
+    sdr_gains = si_sdr(clean[skip:n], gains_only[skip:])
+    assert sdr_comb > sdr_gains + 1.0, (sdr_comb, sdr_gains)
+    assert sdr_gains > si_sdr(clean[skip:n], noisy[skip:n]) + 5.0
 
 
 def test_mix_zero_and_bypass_give_the_delay_matched_input():
