@@ -168,18 +168,17 @@ def test_the_virtual_mic_carries_the_processed_mic_signal_intact(kind):
 def _probe_delay(s, processor, x, lead_s: float = 3.0) -> float:
     """Mic-to-output delay in ms of a daemon running ``processor``, measured on one clock (probe route).
 
-    The recorder and the stimulus player connect first (connecting a stream re-times a null sink),
-    the daemon starts, and the signal begins ``lead_s`` seconds after all three are up."""
-    with s.recording_probe() as rec:
-        player = s.play(np.concatenate([np.zeros(int(lead_s * RATE), np.float32), x]), sink="probe_stim")
-        d = Daemon(cfg_for(output="probe_out"), processor=processor)
-        d.start()
-        try:
-            player.wait(timeout=60)
+    The daemon starts, then the recorder and the stimulus player connect (connecting a stream
+    re-times a null sink); the signal begins ``lead_s`` seconds later."""
+    d = Daemon(cfg_for(output="probe_out"), processor=processor)
+    d.start()
+    try:
+        with s.recording_probe() as rec:
+            s.play(np.concatenate([np.zeros(int(lead_s * RATE), np.float32), x]), sink="probe_stim").wait(timeout=60)
             time.sleep(0.5)
-            counters = daemon_counters(d)
-        finally:
-            d.stop()
+        counters = daemon_counters(d)
+    finally:
+        d.stop()
     both = rec.samples
     lag_mic, corr_mic = lag_of(x, both[:, 0])
     lag_out, corr_out = lag_of(x, both[:, 1])

@@ -24,6 +24,7 @@ def run(
     lookahead_ms: Optional[int] = typer.Option(None, "--lookahead-ms", help="Comb look-ahead: 0, 10 or 20 ms (algorithmic delay = 10 ms + look-ahead)."),
     prefill: Optional[int] = typer.Option(None, "--prefill", help="10 ms blocks queued before the output starts (jitter margin)."),
     passthrough: bool = typer.Option(False, "--passthrough", help="No suppression: the same audio path without PercepNet (latency baseline, or to check the routing)."),
+    no_network: bool = typer.Option(False, "--no-network", help="The full PercepNet signal path with unity gains (no suppression): latency and CPU of the DSP without trained weights."),
     tui: bool = typer.Option(False, "--tui", help="Show the live dashboard in this terminal."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging, including latency, processing time and counters every 5 s."),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info, warning or error (config: log_level)."),
@@ -56,7 +57,7 @@ def run(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
-    daemon = Daemon(cfg, passthrough=passthrough)
+    daemon = Daemon(cfg, passthrough=passthrough, no_network=no_network)
     control = None
     try:
         daemon.start()

@@ -52,14 +52,19 @@ HIST_BLOCKS = 64
 """Dry-history length in 10 ms blocks (passthrough can reach this far back)."""
 
 
-def make_processor(cfg: dict, passthrough: bool = False):
-    """The frame processor for ``cfg``: PercepNet with the configured weights, or a plain passthrough."""
+def make_processor(cfg: dict, passthrough: bool = False, no_network: bool = False):
+    """The frame processor for ``cfg``: PercepNet with the configured weights, or a plain passthrough.
+
+    ``no_network``: the whole PercepNet signal path with unity gains and no comb (a delay-matched
+    passthrough at the full DSP cost), for measuring latency and CPU without trained weights."""
     if passthrough:
         return DelayProcessor(0)
     from ..model.network import Network
     from ..pipeline import FrameProcessor
 
     p = cfg["processing"]
+    if no_network:
+        return FrameProcessor(network=None, lookahead_ms=p["lookahead_ms"], mix=p["mix"], postfilter=p["postfilter"])
     if p["model"] == "default":
         if not Network.default_available():
             raise UserError("no trained weights are shipped in this installation yet: train them with "
@@ -188,13 +193,14 @@ class Session:
 class Daemon:
     """The real-time noise-suppression daemon (see the module docstring)."""
 
-    def __init__(self, cfg: dict, processor=None, passthrough: bool = False, slow_ms: float = 0.0):
+    def __init__(self, cfg: dict, processor=None, passthrough: bool = False, slow_ms: float = 0.0,
+                 no_network: bool = False):
         """``processor``: a ready frame processor (tests); default: ``make_processor(cfg, passthrough)``.
         ``slow_ms``: extra sleep per frame on the worker (starvation tests and benchmarks only)."""
         self.cfg = cfg
         self.passthrough = passthrough
         self.slow_ms = slow_ms
-        self.processor = processor if processor is not None else make_processor(cfg, passthrough)
+        self.processor = processor if processor is not None else make_processor(cfg, passthrough, no_network)
         self.vm = VirtualMic(cfg["virtual_mic"]["name"], cfg["virtual_mic"]["description"]) \
             if cfg["output"] == "loopback" else None
         self.session: Session | None = None

@@ -1,6 +1,7 @@
-"""Private sound servers for the tests: a real PulseAudio or PipeWire, started and stopped here.
+"""Private sound servers for tests and benchmarks: a real PulseAudio or PipeWire, started and stopped here.
 
-CI has no sound card and no running server, and six people share this machine, so every test
+(``tests/audio_servers.py`` re-exports this module for the test suite; ``percepnet-live bench
+--daemon`` uses it too.) CI has no sound card and no running server, and six people share this machine, so every test
 that needs sound starts its own server in a fresh temporary runtime directory and never touches a
 global one. Two context managers:
 
