@@ -39,7 +39,7 @@ NETWORK_STAGE = "network"
 """Name of the network's row in the stage table (present when weights are given or shipped)."""
 
 
-def test_signal(seconds: float, seed: int = 0) -> np.ndarray:
+def speech_like_signal(seconds: float, seed: int = 0) -> np.ndarray:
     """A deterministic speech-like float32 signal at 48 kHz: voiced segments (harmonics of a gliding
     90-280 Hz pitch, 1/h amplitudes), unvoiced noise bursts and a steady noise floor at about 5 dB SNR."""
     rng = np.random.default_rng(seed)
@@ -248,13 +248,13 @@ def run_all(seconds: float = 10.0, runs: int = 5, long_seconds: float = 60.0, ne
             compile_probe: bool = True, cpu: int | None = None) -> dict:
     """Everything ``percepnet-live bench`` reports, as a dict."""
     pinned = pin_to_one_core(cpu)
-    x = test_signal(seconds)
+    x = speech_like_signal(seconds)
     result = {"pinned_cpu": pinned, "frames_per_run": len(x) // HOP, "runs": runs}
     result["whole"] = [time_whole_path(x, runs)]
     if network is not None:
         result["whole"].append(time_whole_path(x, runs, network))
     result["stages"] = time_stages(x, runs, network)
-    result["cpu"] = cpu_per_audio_second(test_signal(long_seconds, seed=1), max(1, runs // 2 + 1))
+    result["cpu"] = cpu_per_audio_second(speech_like_signal(long_seconds, seed=1), max(1, runs // 2 + 1))
     if compile_probe:
         result["compile"] = compile_times()
     return result
