@@ -138,7 +138,9 @@ def evaluate(
         band_note = (f"; speech bandwidth: {full} of {len(known)} mixtures full band (>= 14 kHz), "
                      f"median {sorted(known)[len(known) // 2] / 1000:.1f} kHz")
     n_snr = len(res.snrs())
-    description = (f"{source}: {res.n_items()} mixtures ({res.n_items() // max(n_snr, 1)} per SNR row on average){band_note}. "
+    per_row = sorted({res.n_items(s) for s in res.snrs()})
+    rows_note = f"{per_row[0]} per SNR row" if len(per_row) == 1 else f"{per_row[0]}-{per_row[-1]} per SNR row"
+    description = (f"{source}: {res.n_items()} mixtures in {n_snr} SNR rows ({rows_note}){band_note}. "
                    "Means per input SNR; cost = CPU seconds per audio second on one thread (time.process_time around processing only).")
     console.print(description)
     for table in report.rich_tables(res):

@@ -66,8 +66,8 @@ class Results:
         return (float(np.mean(vals)) if vals else float("nan")), len(vals)
 
     def n_items(self, snr_db: float | None = None) -> int:
-        """Number of distinct mixtures (of one SNR, or all)."""
-        return len({r["item"] for r in self.rows if snr_db is None or r["snr_db"] == snr_db})
+        """Number of distinct mixtures (item at an SNR) of one SNR row, or of all rows."""
+        return len({(r["item"], r["snr_db"]) for r in self.rows if snr_db is None or r["snr_db"] == snr_db})
 
     def write_csv(self, path: Path | str) -> None:
         """One line per (system, mixture) with every metric: the raw material of the tables."""
