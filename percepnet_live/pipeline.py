@@ -41,6 +41,7 @@ from numba import njit
 
 from .constants import COMB_M, HOP, N_BANDS, N_BINS, N_FEATURES, PITCH_MAX_PERIOD, WINDOW
 from .dsp import jitcache
+from .errors import UserError
 from .dsp.bands import band_corr, band_energy, interp_band_gain
 from .dsp.comb import N_TAPS, comb_filter, comb_taps
 from .dsp.features import compute_features
@@ -371,7 +372,9 @@ class FrameProcessor:
 
     ``network``: a ``model.network.Network`` (its own per-stream state is used) or None for unity
     gains and no comb (the analysis/synthesis path as a delay-matched passthrough).
-    ``lookahead_ms``: 0, 10 or 20 (comb filter future taps and the pitch tracker's fixed lag).
+    ``lookahead_ms``: 0, 10 or 20 (comb filter future taps and the pitch tracker's fixed lag); a
+    network whose ``meta`` records another ``lookahead_ms`` is refused (``UserError``): its features
+    and targets were aligned for that look-ahead.
     ``attenuation_limit_db``: floor on the band gains (None = unlimited). ``mix``: 1 = processed,
     0 = dry. ``postfilter``: envelope postfilter on the gains. ``gain_cut``: in oracle mode, lower the
     gain where the comb filter cannot reach the clean coherence (see ``dsp.oracle``).
@@ -381,6 +384,11 @@ class FrameProcessor:
                  mix: float = 1.0, postfilter: bool = True, gain_cut: bool = False):
         if lookahead_ms not in LOOKAHEAD_MS:
             raise ValueError(f"lookahead_ms must be one of {LOOKAHEAD_MS}, got {lookahead_ms!r}")
+        trained = (getattr(network, "meta", None) or {}).get("lookahead_ms") if network is not None else None
+        if trained is not None and int(trained) != lookahead_ms:
+            raise UserError(f"this network was trained with {int(trained)} ms of look-ahead (its inputs and outputs "
+                            f"are aligned for it); set lookahead_ms to {int(trained)} or use weights trained for "
+                            f"{lookahead_ms} ms")
         self.network = network
         self.lookahead_frames = lookahead_ms // 10
         self.lookahead_ms = lookahead_ms

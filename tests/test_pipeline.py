@@ -272,6 +272,16 @@ def test_reset_makes_processing_repeatable():
     np.testing.assert_array_equal(a, b)
 
 
+def test_a_network_trained_for_another_lookahead_is_refused():
+    from percepnet_live.errors import UserError
+
+    net = small_network()
+    net.meta["lookahead_ms"] = 20
+    FrameProcessor(net, lookahead_ms=20)
+    with pytest.raises(UserError, match="trained with 20 ms"):
+        FrameProcessor(net, lookahead_ms=0)
+
+
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         FrameProcessor(None, lookahead_ms=15)
