@@ -384,7 +384,9 @@ class FrameProcessor:
                  mix: float = 1.0, postfilter: bool = True, gain_cut: bool = False):
         if lookahead_ms not in LOOKAHEAD_MS:
             raise ValueError(f"lookahead_ms must be one of {LOOKAHEAD_MS}, got {lookahead_ms!r}")
-        trained = (getattr(network, "meta", None) or {}).get("lookahead_ms") if network is not None else None
+        meta = (getattr(network, "meta", None) or {}) if network is not None else {}
+        trained = meta.get("lookahead_ms", (meta.get("recipe") or {}).get("lookahead_ms")
+                           if isinstance(meta.get("recipe"), dict) else None)
         if trained is not None and int(trained) != lookahead_ms:
             raise UserError(f"this network was trained with {int(trained)} ms of look-ahead (its inputs and outputs "
                             f"are aligned for it); set lookahead_ms to {int(trained)} or use weights trained for "
