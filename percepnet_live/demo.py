@@ -296,7 +296,7 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 
 
 def run_demo(record: Path | None = None, seconds: float | None = None, show_monitor: bool = True,
-             listen: bool = False, snr_db: float = 5.0, rate_hz: float = 15.0, config_path: Path | None = None,
+             listen: bool = False, snr_db: float = 5.0, rate_hz: float = 10.0, config_path: Path | None = None,
              say=print) -> int:
     """Run the demo (see the module docstring); returns the exit status."""
     from . import config as cfgmod

@@ -9,8 +9,8 @@ import typer
 
 
 def monitor(
-    rate: float = typer.Option(15.0, "--rate", min=1.0, max=20.0, help="Screen updates per second (1-20)."),
-    socket: Optional[Path] = typer.Option(None, "--socket", help="Control socket of the daemon [default: control.socket from the config, i.e. $XDG_RUNTIME_DIR/percepnet-live.sock]."),
+    rate: float = typer.Option(10.0, "--rate", min=1.0, max=20.0, help="Screen updates per second (1-20); each costs the daemon about 0.35 ms of CPU (BENCHMARKS.md)."),
+    socket: Optional[Path] = typer.Option(None, "--socket", help="Control socket of the daemon (default: control.socket from the config, i.e. $XDG_RUNTIME_DIR/percepnet-live.sock)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Settings file (YAML) to read control.socket from."),
 ) -> None:
     """Attach a live dashboard to the running daemon: levels, suppression per band, voice

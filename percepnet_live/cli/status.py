@@ -11,7 +11,7 @@ import typer
 
 def status(
     as_json: bool = typer.Option(False, "--json", help="Print the snapshot as one JSON object (the control protocol's schema, version 1)."),
-    socket: Optional[Path] = typer.Option(None, "--socket", help="Control socket of the daemon [default: control.socket from the config, i.e. $XDG_RUNTIME_DIR/percepnet-live.sock]."),
+    socket: Optional[Path] = typer.Option(None, "--socket", help="Control socket of the daemon (default: control.socket from the config, i.e. $XDG_RUNTIME_DIR/percepnet-live.sock)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Settings file (YAML) to read control.socket from."),
 ) -> None:
     """Print the running daemon's state once: devices, levels, suppression, latency, CPU,

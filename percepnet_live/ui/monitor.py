@@ -33,7 +33,7 @@ from . import format as F
 LIMIT_STEPS: tuple[float, ...] = (0, 3, 6, 9, 12, 15, 20, 25, 30, 40)
 """Attenuation limits the ``+``/``-`` keys step through (dB); above the last comes unlimited."""
 
-DEFAULT_RATE_HZ = 15.0
+DEFAULT_RATE_HZ = 10.0
 
 
 def next_limit(current: float | None, direction: int) -> float | None:
