@@ -74,6 +74,7 @@ SCHEMA: dict[str, Any] = {
         "input_rate": Setting("auto", lambda v: v == "auto" or v in (8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000), "'auto' or one of 8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000"),
         "input_channels": Setting("auto", lambda v: v == "auto" or _integer(1, 8)(v), "'auto' or an integer from 1 to 8"),
         "realtime": Setting(True, _one_of(True, False), "true or false"),
+        "callbacks": Setting("native", _one_of("native", "python"), "native or python"),
     },
     "control": {
         "socket": Setting("auto", _text, "'auto' ($XDG_RUNTIME_DIR/percepnet-live.sock) or a path"),

@@ -42,8 +42,8 @@ from .worker import DelayProcessor, Telemetry, Worker
 
 log = logging.getLogger("percepnet_live.engine")
 
-POLL_S = 0.2
-"""Supervisor period in seconds."""
+POLL_S = 0.5
+"""Supervisor period in seconds (a poll is three round trips to the server)."""
 MAX_BACKOFF_S = 2.0
 """Longest wait between recovery attempts (resume within 5 s of a device returning)."""
 STALL_S = 1.0
@@ -148,17 +148,28 @@ class Session:
         lat = a["latency"]
         s = self.streams
         self.started = time.monotonic()
+        self.native = a["callbacks"] == "native"
         try:
-            s.input = open_stream("input", in_route.pa_index, in_rate, in_ch, in_frames, lat,
-                                  s.make_input_callback(), in_route.pulse_name)
-            s.output = open_stream("output", out_route.pa_index, out_rate, 1, out_frames, lat,
-                                   s.make_output_callback(), out_route.pulse_name)
+            if self.native:
+                from . import native
+
+                # the contexts must live as long as the streams: kept on self
+                self.in_ctx = native.context(s.in_ring, s.hist, s.st, in_ch, self.wake_fd)
+                self.out_ctx = native.context(s.out_ring, s.hist, s.st, 1, -1)
+                in_cb, out_cb, keep_cb = native.input_callback, native.output_callback, native.discard_callback
+            else:
+                self.in_ctx = self.out_ctx = None
+                in_cb, out_cb, keep_cb = s.make_input_callback(), s.make_output_callback(), s.make_keeper_callback()
+            s.input = open_stream("input", in_route.pa_index, in_rate, in_ch, in_frames, lat, in_cb,
+                                  in_route.pulse_name, userdata=self.in_ctx)
+            s.output = open_stream("output", out_route.pa_index, out_rate, 1, out_frames, lat, out_cb,
+                                   out_route.pulse_name, userdata=self.out_ctx)
             if keeper is not None:
                 # A PulseAudio null sink with no low-latency reader renders seconds ahead and stalls
                 # a newly connected stream; our own 10 ms reader on its monitor keeps it clocked
                 # like a real device, so applications that start recording see no hiccup.
-                s.keeper = open_stream("input", out_route.pa_index, out_rate, 1, out_frames, lat,
-                                       s.make_keeper_callback(), keeper, role="keeper")
+                s.keeper = open_stream("input", out_route.pa_index, out_rate, 1, out_frames, lat, keep_cb, keeper,
+                                       role="keeper", userdata=self.out_ctx)
                 s.keeper.start()
             if a["realtime"]:
                 for stream in (s.input, s.output):
@@ -295,7 +306,8 @@ class Daemon:
         backoff = POLL_S
         while not self._stop.wait(backoff):
             try:
-                ok = self._check()
+                with self._conn.cached():
+                    ok = self._check()
             except Exception as exc:  # never let the supervisor die: log once, retry
                 self._close_session()
                 self._say(f"error:{type(exc).__name__}", logging.WARNING, "recovering from: %s", exc)
@@ -318,8 +330,10 @@ class Daemon:
         if self.vm is not None and not self.vm.exists(conn):
             self.vm.modules = []
             self._close_session()
-            self.vm.create(conn)
+            with conn.cached():  # fresh lists while creating
+                self.vm.create(conn)
             self._device_events += 1
+            return False
         in_route = dev.resolve_input(self.cfg["input"], conn, self._owns)
         if in_route is None:
             if self.session is not None:

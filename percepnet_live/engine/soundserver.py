@@ -15,6 +15,7 @@ by a process that no longer runs (a previous crashed run).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -58,6 +59,24 @@ class ServerConnection:
     def __init__(self, client_name: str = "percepnet-live-control"):
         self._name = client_name
         self._pulse = None
+        self._cache: dict | None = None
+
+    @contextlib.contextmanager
+    def cached(self):
+        """Within the block, each list query asks the server once (the supervisor's poll costs
+        three round trips: server info, sources, source outputs)."""
+        self._cache = {}
+        try:
+            yield self
+        finally:
+            self._cache = None
+
+    def _query(self, method: str):
+        if self._cache is None:
+            return self.call(method)
+        if method not in self._cache:
+            self._cache[method] = self.call(method)
+        return self._cache[method]
 
     def _get(self):
         pulsectl = _pulse_module()
@@ -91,14 +110,14 @@ class ServerConnection:
 
     # -- queries ---------------------------------------------------------------------------
     def server_name(self) -> str:
-        return self.call("server_info").server_name
+        return self._query("server_info").server_name
 
     def default_source(self) -> str:
-        return self.call("server_info").default_source_name or ""
+        return self._query("server_info").default_source_name or ""
 
     def sources(self) -> list[SourceInfo]:
         out = []
-        for s in self.call("source_list"):
+        for s in self._query("source_list"):
             out.append(SourceInfo(s.name, s.description, int(s.sample_spec.rate), int(s.sample_spec.channels),
                                   s.monitor_of_sink_name is not None or s.proplist.get("device.class") == "monitor",
                                   int(s.index)))
@@ -113,9 +132,9 @@ class ServerConnection:
 
     def capture_source_of(self, pid: int, role: str = "input") -> list[str]:
         """Names of the sources that this process's capture streams of ``role`` are connected to."""
-        names = {s.index: s.name for s in self.call("source_list")}
+        names = {s.index: s.name for s in self._query("source_list")}
         out = []
-        for so in self.call("source_output_list"):
+        for so in self._query("source_output_list"):
             props = so.proplist
             if props.get("application.process.id") == str(pid) and props.get("percepnet_live.stream", role) == role:
                 out.append(names.get(so.source, "?"))
@@ -162,8 +181,9 @@ class VirtualMic:
         return removed
 
     def exists(self, conn: ServerConnection) -> bool:
-        """True when our source is present on the server right now."""
-        return any(s.name == self.name for s in conn.sources()) and any(s.name == self.sink_name for s in conn.sinks())
+        """True when our source and our sink (seen through its monitor) are on the server right now."""
+        names = {s.name for s in conn.sources()}
+        return self.name in names and f"{self.sink_name}.monitor" in names
 
     def create(self, conn: ServerConnection) -> None:
         """Load the null sink and the remap source (mono, 48 kHz); clean leftovers first."""

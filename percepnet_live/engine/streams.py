@@ -248,12 +248,13 @@ def realtime_thread(priority: int) -> bool:
 
 
 def open_stream(kind: str, device, rate: int, channels: int, frames: int, latency, callback, pulse_name: str | None,
-                role: str | None = None):
+                role: str | None = None, userdata: np.ndarray | None = None):
     """Open (not start) a sounddevice stream; ``pulse_name`` routes it via PULSE_SOURCE/PULSE_SINK.
 
     ``kind`` is "input" or "output"; ``role`` (default: ``kind``) is written into the stream's
     ``percepnet_live.stream`` property so the daemon can find its capture stream on the server.
-    Environment changes are undone right after the open."""
+    Environment changes are undone right after the open. ``callback`` is a Python callable, or a
+    native callback (a numba ``cfunc``) called with ``userdata`` (its int64 context array)."""
     import sounddevice as sd
 
     var = "PULSE_SOURCE" if kind == "input" else "PULSE_SINK"
@@ -265,6 +266,11 @@ def open_stream(kind: str, device, rate: int, channels: int, frames: int, latenc
         os.environ["PULSE_PROP"] = (f"application.name=percepnet-live percepnet_live.stream={role or kind} "
                                     f"media.role={'phone' if kind == 'input' else 'production'}")
         try:
+            if hasattr(callback, "address"):  # native: PortAudio calls the compiled function directly
+                return sd._StreamBase(kind=kind, samplerate=rate, blocksize=frames, device=device, channels=channels,
+                                      dtype="float32", latency=latency, callback=callback.address,
+                                      userdata=sd._ffi.cast("void *", userdata.ctypes.data), wrap_callback=None,
+                                      dither_off=True, clip_off=False)
             cls = sd.InputStream if kind == "input" else sd.OutputStream
             return cls(device=device, samplerate=rate, channels=channels, blocksize=frames, dtype="float32",
                        latency=latency, callback=callback, dither_off=True, clip_off=False)

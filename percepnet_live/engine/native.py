@@ -1,0 +1,122 @@
+"""Native PortAudio callbacks: numba ``@cfunc`` functions that PortAudio calls directly.
+
+A Python callback (even one that only calls a numba kernel) must take the GIL, and sounddevice
+builds a numpy array and a flags object for every call: the callback waits whenever another of
+our threads holds the GIL, and costs tens of microseconds of interpreter work per block. These
+callbacks are compiled C functions instead: PortAudio calls them with the raw sample pointers;
+they run ``streams.input_kernel``/``output_kernel`` on arrays rebuilt from addresses kept in a
+context array, and wake the worker with glibc's ``eventfd_write``. No GIL, no Python object, no
+allocation, no lock: the real-time rules hold by construction.
+
+Context layout (int64 array, ``CTX_*`` indices): the addresses and shapes of the ring buffer,
+its tags and counters, the dry history, the state array, and the worker's eventfd. The arrays
+must outlive the stream (``Streams`` holds them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, cfunc, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .ring import IDX_SIZE
+from .streams import S_SIZE, input_kernel, output_kernel
+
+CTX_BUF, CTX_CAP, CTX_FRAMES, CTX_CHANS, CTX_TAGS, CTX_IDX, CTX_HIST, CTX_HIST_N, CTX_ST, CTX_FD = range(10)
+CTX_SIZE = 16
+PA_CONTINUE = 0
+
+
+@intrinsic
+def _f32_ptr(typingctx, addr):
+    """int64 address -> float32* (the arrays live in numpy; their addresses sit in the context)."""
+    sig = types.CPointer(types.float32)(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+@intrinsic
+def _i64_ptr(typingctx, addr):
+    """int64 address -> int64*."""
+    sig = types.CPointer(types.int64)(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+@intrinsic
+def _eventfd_write(typingctx, fd, value):
+    """glibc ``eventfd_write(fd, value)``, declared as an external symbol (keeps the cfunc cacheable)."""
+    sig = types.int32(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), ir.IntType(64)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "eventfd_write")
+        return builder.call(fn, [builder.trunc(args[0], ir.IntType(32)), args[1]])
+
+    return sig, codegen
+
+CALLBACK_SIG = types.int32(types.CPointer(types.float32), types.CPointer(types.float32), types.uint64,
+                           types.voidptr, types.uint64, types.CPointer(types.int64))
+"""int PaStreamCallback(const void *in, void *out, unsigned long frames, const PaStreamCallbackTimeInfo*,
+PaStreamCallbackFlags, void *userData), with the sample pointers typed float32 (paFloat32, interleaved)."""
+
+
+@cfunc(CALLBACK_SIG, nopython=True, cache=True)
+def input_callback(inp, outp, frames, time_info, flags, user):
+    ctx = carray(user, (CTX_SIZE,))
+    cap, nfr, ch = ctx[CTX_CAP], ctx[CTX_FRAMES], ctx[CTX_CHANS]
+    buf = carray(_f32_ptr(ctx[CTX_BUF]), (cap, nfr, ch))
+    tags = carray(_i64_ptr(ctx[CTX_TAGS]), (cap,))
+    idx = carray(_i64_ptr(ctx[CTX_IDX]), (IDX_SIZE,))
+    hist = carray(_f32_ptr(ctx[CTX_HIST]), (ctx[CTX_HIST_N],))
+    st = carray(_i64_ptr(ctx[CTX_ST]), (S_SIZE,))
+    indata = carray(inp, (nfr, ch))
+    input_kernel(indata, buf, tags, idx, hist, st, flags)
+    if ctx[CTX_FD] >= 0:
+        _eventfd_write(ctx[CTX_FD], 1)
+    return PA_CONTINUE
+
+
+@cfunc(CALLBACK_SIG, nopython=True, cache=True)
+def output_callback(inp, outp, frames, time_info, flags, user):
+    ctx = carray(user, (CTX_SIZE,))
+    cap, nfr, ch = ctx[CTX_CAP], ctx[CTX_FRAMES], ctx[CTX_CHANS]
+    buf = carray(_f32_ptr(ctx[CTX_BUF]), (cap, nfr, 1))
+    tags = carray(_i64_ptr(ctx[CTX_TAGS]), (cap,))
+    idx = carray(_i64_ptr(ctx[CTX_IDX]), (IDX_SIZE,))
+    hist = carray(_f32_ptr(ctx[CTX_HIST]), (ctx[CTX_HIST_N],))
+    st = carray(_i64_ptr(ctx[CTX_ST]), (S_SIZE,))
+    outdata = carray(outp, (nfr, ch))
+    output_kernel(outdata, buf, tags, idx, hist, st, flags)
+    return PA_CONTINUE
+
+
+@cfunc(CALLBACK_SIG, nopython=True, cache=True)
+def discard_callback(inp, outp, frames, time_info, flags, user):
+    """A capture callback that ignores its input (the keeper reader on the virtual mic's sink)."""
+    return PA_CONTINUE
+
+
+def context(ring, hist: np.ndarray, st: np.ndarray, device_channels: int, wake_fd: int) -> np.ndarray:
+    """The int64 context a native callback reads: addresses and shapes of ``ring``, ``hist``, ``st``."""
+    ctx = np.zeros(CTX_SIZE, np.int64)
+    ctx[CTX_BUF] = ring.buf.ctypes.data
+    ctx[CTX_CAP], ctx[CTX_FRAMES] = ring.buf.shape[0], ring.buf.shape[1]
+    ctx[CTX_CHANS] = device_channels
+    ctx[CTX_TAGS] = ring.tags.ctypes.data
+    ctx[CTX_IDX] = ring.idx.ctypes.data
+    ctx[CTX_HIST] = hist.ctypes.data
+    ctx[CTX_HIST_N] = hist.shape[0]
+    ctx[CTX_ST] = st.ctypes.data
+    ctx[CTX_FD] = wake_fd
+    for a in (ring.buf, ring.tags, ring.idx, hist, st):
+        assert a.flags.c_contiguous
+    return ctx
