@@ -128,6 +128,16 @@ def test_the_monitor_draws_the_meters_and_its_keys_drive_the_daemon(tmp_path):
             tmux.keys("+")
             assert _until(lambda: rd.daemon.snapshot()["attenuation_limit_db"] is None)
 
+            # The daemon's control server goes away and comes back (a restart): the monitor says
+            # so, then reattaches by itself.
+            from percepnet_live.control.server import ControlServer
+
+            rd.control.stop()
+            assert "daemon stopped" in tmux.wait_for(lambda s: "daemon stopped" in s)
+            rd.control = ControlServer(rd.daemon, rd.socket_path)
+            rd.control.start()
+            assert "attenuation per band" in tmux.wait_for(lambda s: "attenuation per band" in s and "up " in s)
+
             tmux.keys("q")
             assert _until(lambda: exit_file.exists() and exit_file.read_text().strip() != "", timeout=15)
             assert exit_file.read_text().strip() == "0"

@@ -67,12 +67,12 @@ def running_daemon() -> Iterator[RunningDaemon]:
         processor = FrameProcessor(network=fixed_gain_network(), postfilter=False)
         daemon = Daemon(cfg, processor=processor)
         daemon.start()
-        control = ControlServer(daemon, sock_dir / "control.sock")
+        rd = RunningDaemon(server, daemon, ControlServer(daemon, sock_dir / "control.sock"), sock_dir / "control.sock", cfg)
         try:
-            control.start()
-            yield RunningDaemon(server, daemon, control, sock_dir / "control.sock", cfg)
+            rd.control.start()
+            yield rd
         finally:
-            control.stop()
+            rd.control.stop()  # (a test may have replaced it)
             daemon.stop()
 
 
