@@ -11,6 +11,7 @@ Prints per-phase numbers and medians over the pairs as % of one core, and the pa
 (phase with monitor minus the phase before it without).
 
     .venv/bin/python scripts/bench_monitor_cost.py --pairs 5 --phase 10
+    .venv/bin/python scripts/bench_monitor_cost.py --breakdown --pairs 5 --phase 5
 """
 
 from __future__ import annotations
@@ -58,12 +59,83 @@ def control_thread(pid: int) -> str | None:
     return None
 
 
+class _Const:
+    """Stands in for the daemon: returns a fixed snapshot (isolates ``daemon.snapshot()``'s cost)."""
+
+    def __init__(self, snap):
+        self.snap = snap
+
+    def snapshot(self):
+        return self.snap
+
+
+def breakdown(args) -> int:
+    """In one daemon process: the control thread's CPU at ``--rate`` serving a subscriber process,
+    for a tiny constant snapshot (wake-up + send), the daemon's last snapshot as a constant
+    (+ JSON encoding) and the live daemon (+ ``daemon.snapshot()``), interleaved ``--pairs`` times."""
+    import threading
+
+    from percepnet_live import config
+    from percepnet_live.control.server import ControlServer
+    from percepnet_live.engine.daemon import Daemon
+    from percepnet_live.model.network import Network
+
+    private = demo.PrivatePulseAudio()
+    private.start()
+    os.environ.update(private.env)
+    tmp = Path(tempfile.mkdtemp(prefix="pnl-bench-monitor-"))
+    os.environ["XDG_RUNTIME_DIR"] = str(tmp)
+    mic = demo.FakeMicrophone(demo.noisy_voice_loop())
+    mic.start()
+    cfg = config.load(use_user_file=False, overrides={"input": demo.DEMO_SOURCE})
+    daemon = Daemon(cfg, passthrough=not Network.default_available())
+    daemon.start()
+    results: dict[str, list[float]] = {"tiny": [], "constant": [], "live": []}
+    try:
+        time.sleep(3.0)
+        full = daemon.snapshot()
+        for _ in range(args.pairs):
+            for label, obj in (("tiny", _Const({"version": 1})), ("constant", _Const(full)), ("live", daemon)):
+                path = tmp / f"{label}.sock"
+                with ControlServer(obj, path) as srv:
+                    client = subprocess.Popen([sys.executable, "-c",
+                        "import sys\nfrom percepnet_live.control.client import ControlClient\n"
+                        "c = ControlClient.connect(sys.argv[1]); c.subscribe(float(sys.argv[2]))\n"
+                        "while True: c.events(1.0)\n", str(path), str(args.rate)])
+                    time.sleep(1.5)
+                    tid = srv._thread.native_id
+                    stat = f"/proc/self/task/{tid}/schedstat"
+                    c0, w0 = cpu_seconds(stat), time.monotonic()
+                    time.sleep(args.phase)
+                    c1, w1 = cpu_seconds(stat), time.monotonic()
+                    client.terminate()
+                    client.wait()
+                results[label].append(100 * (c1 - c0) / (w1 - w0))
+    finally:
+        daemon.stop()
+        mic.stop()
+        private.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = statistics.median
+    per = {k: med(v) for k, v in results.items()}
+    us = lambda pct: 1e6 * pct / 100 / args.rate  # noqa: E731
+    print(f"control thread at {args.rate:g} Hz, medians of {args.pairs}: tiny snapshot {per['tiny']:.3f} %, "
+          f"constant full snapshot {per['constant']:.3f} %, live daemon {per['live']:.3f} % of a core")
+    print(f"per refresh: wake-up + send {us(per['tiny']):.0f} us, + JSON of the snapshot "
+          f"{us(per['constant'] - per['tiny']):.0f} us, + daemon.snapshot() {us(per['live'] - per['constant']):.0f} us")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--phase", type=float, default=10.0, help="seconds per phase")
     ap.add_argument("--rate", type=float, default=20.0, help="monitor refresh rate, Hz")
+    ap.add_argument("--breakdown", action="store_true", help="split the control thread's cost per refresh "
+                    "into wake-up + send, JSON and daemon.snapshot() (in-process daemon)")
     args = ap.parse_args()
+    if args.breakdown:
+        return breakdown(args)
 
     from percepnet_live.model.network import Network
 
