@@ -133,3 +133,24 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     assert np.abs(g_np - g_t[0].numpy()).max() < tol
     assert np.abs(r_np - r_t[0].numpy()).max() < tol
     assert net.meta["recipe"]["size"] == "small" and net.meta["step"] >= 4
+
+
+def test_loss_is_percepnets_and_ignores_masked_bands():
+    from percepnet_live.train.loss import percepnet_loss
+
+    g = torch.tensor([[[0.25, 1.0]]])
+    g_hat = torch.tensor([[[0.0625, 0.81]]])
+    r = torch.tensor([[[0.0, 0.75]]])
+    r_hat = torch.tensor([[[0.75, 0.75]]])
+    vad = torch.zeros(1, 1)
+    logits = torch.zeros(1, 1)
+    # sqrt differences: gains 0.5 - 0.25 = 0.25 and 1 - 0.9 = 0.1; strengths sqrt(1) - sqrt(0.25) = 0.5, 0
+    loss, parts = percepnet_loss(g_hat, r_hat, logits, g, r, torch.ones(1, 1, 2), vad, vad_weight=0.0)
+    gain = ((0.25 ** 2 + 10 * 0.25 ** 4) + (0.1 ** 2 + 10 * 0.1 ** 4)) / 2
+    assert parts["gain"] == pytest.approx(gain, rel=1e-4)
+    assert parts["strength"] == pytest.approx(0.25 / 2, rel=1e-4)
+    assert float(loss) == pytest.approx(gain + 0.125, rel=1e-4)
+    # masking the second band leaves only the first band's terms
+    _, parts = percepnet_loss(g_hat, r_hat, logits, g, r, torch.tensor([[[1.0, 0.0]]]), vad, vad_weight=0.0)
+    assert parts["gain"] == pytest.approx(0.25 ** 2 + 10 * 0.25 ** 4, rel=1e-4)
+    assert parts["strength"] == pytest.approx(0.25, rel=1e-4)
