@@ -366,7 +366,7 @@ def run_demo(record: Path | None = None, seconds: float | None = None, show_moni
             if show_monitor and sys.stdout.isatty():
                 from .ui.monitor import LocalSource, run_dashboard
 
-                run_dashboard(LocalSource(daemon, label="demo"), rate_hz=rate_hz,
+                run_dashboard(LocalSource(daemon, label="demo", quit_hint="end the demo"), rate_hz=rate_hz,
                               stop=(lambda: time.monotonic() >= deadline) if deadline else None)
             else:
                 from .ui.format import num

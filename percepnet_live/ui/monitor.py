@@ -52,7 +52,8 @@ def next_limit(current: float | None, direction: int) -> float | None:
     return float(lower[-1]) if lower else float(LIMIT_STEPS[0])
 
 
-def render(snap: dict[str, Any] | None, note: str = "", keys: bool = True, source: str = "") -> RenderableType:
+def render(snap: dict[str, Any] | None, note: str = "", keys: bool = True, source: str = "",
+           quit_hint: str = "quit monitor") -> RenderableType:
     """The dashboard for one snapshot (``None``: waiting for the first one)."""
     if snap is None:
         body: RenderableType = Text(note or "waiting for the daemon…", style="yellow")
@@ -118,7 +119,7 @@ def render(snap: dict[str, Any] | None, note: str = "", keys: bool = True, sourc
     if keys:
         footer.append("b", "bold") .append(" bypass  ")
         footer.append("+/-", "bold").append(" attenuation limit  ")
-        footer.append("q", "bold").append(" quit monitor")
+        footer.append("q", "bold").append(f" {quit_hint}")
     else:
         footer.append("keys unavailable (input is not a terminal) · Ctrl-C quits", style="dim")
     if note:
@@ -179,6 +180,7 @@ class SocketSource:
         self.note = ""
         self._retry_at = 0.0
         self.label = str(self.path)
+        self.quit_hint = "quit monitor"
 
     def fileno(self) -> int | None:
         return self.client.fileno() if self.client is not None else None
@@ -226,10 +228,11 @@ class SocketSource:
 class LocalSource:
     """Snapshots polled from a ``Daemon`` object in this process (``run --tui``, ``demo``)."""
 
-    def __init__(self, daemon: Any, label: str = "this process"):
+    def __init__(self, daemon: Any, label: str = "this process", quit_hint: str = "quit (stops the daemon)"):
         self.daemon = daemon
         self.note = ""
         self.label = label
+        self.quit_hint = quit_hint
 
     def fileno(self) -> int | None:
         return None
@@ -272,7 +275,8 @@ def run_dashboard(source: Any, rate_hz: float = DEFAULT_RATE_HZ, console: Consol
                     snap = source.poll()
                     shown = note if now < note_until else ""
                     live.update(render(snap, note=shown or source.note, keys=keys.fd is not None,
-                                       source=source.label), refresh=True)
+                                       source=source.label, quit_hint=getattr(source, "quit_hint", "quit")),
+                                refresh=True)
                     next_frame += period
                     if next_frame < now:
                         next_frame = now + period
