@@ -92,6 +92,7 @@ class PrivatePulseAudio:
                     "PULSE_CLIENTCONFIG": str(conf), "PULSE_COOKIE": str(self.root / "cookie")}
         self._sock = sock
         self.proc: subprocess.Popen | None = None
+        self._log = None
 
     def start(self) -> None:
         if shutil.which("pulseaudio") is None:
@@ -100,6 +101,7 @@ class PrivatePulseAudio:
         env = dict(os.environ)
         env.update(self.env)
         env.pop("PULSE_SERVER")
+        self._log = open(self.root / "pulseaudio.log", "wb")
         env.update({"HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.runtime),
                     "XDG_CONFIG_HOME": str(self.home / ".config")})
         self.proc = subprocess.Popen(
@@ -108,7 +110,7 @@ class PrivatePulseAudio:
              "-L", f"module-native-protocol-unix socket={self._sock} auth-anonymous=1",
              "-L", "module-null-sink sink_name=demo_speakers rate=48000 channels=2 "
                    "sink_properties=device.description=Demo-Speakers"],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.root / "pulseaudio.log", "wb"))
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -138,6 +140,8 @@ class PrivatePulseAudio:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._log is not None:
+            self._log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

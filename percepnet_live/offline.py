@@ -52,8 +52,9 @@ def read_audio(path: Path | str, stats: dict | None = None) -> tuple[np.ndarray,
     """Read an audio file as float32 mono at 48 kHz. Returns ``(x48, original_rate, original_channels)``.
 
     Raises ``UserError`` (one line) for a missing, unreadable, non-audio or empty file. Non-finite
-    samples become 0 and samples beyond full scale are clipped; the counts go to ``stats``
-    (``nonfinite``, ``clipped``) and to the log as a warning."""
+    samples become 0 and samples beyond full scale are clipped (before resampling; the resampler's
+    overshoot is clipped too); the counts of the file's own samples go to ``stats`` (``nonfinite``,
+    ``clipped``) and to the log."""
     import soundfile as sf
 
     p = Path(path)
@@ -72,9 +73,9 @@ def read_audio(path: Path | str, stats: dict | None = None) -> tuple[np.ndarray,
     if data.shape[0] == 0 or frames == 0:
         raise UserError(f"{p} holds no audio samples")
     x = data.mean(axis=1, dtype=np.float64).astype(np.float32) if channels > 1 else data[:, 0].copy()
-    x, n_bad, _ = sanitise(x)   # before resampling: a NaN would smear over the filter length
+    x, n_bad, n_over = sanitise(x)   # before resampling: a NaN would smear over the filter length
     x = np.ascontiguousarray(resample(x, rate, SAMPLE_RATE), dtype=np.float32)
-    x, _, n_over = sanitise(x)
+    np.clip(x, -1.0, 1.0, out=x)     # the resampler's overshoot on clipped input: not counted again
     if stats is not None:
         stats["nonfinite"] = n_bad
         stats["clipped"] = n_over
@@ -166,3 +167,190 @@ def enhance_oracle(noisy48: np.ndarray, clean48: np.ndarray, processor,
     if len(noisy) != len(clean):
         raise ValueError(f"noisy and clean lengths differ ({len(noisy)} vs {len(clean)} samples)")
     return _run_aligned(processor, noisy, clean, progress)
+
+
+STREAM_BLOCK_S = 10.0
+"""Seconds of input read, resampled and processed at a time by ``enhance_file`` (bounded memory)."""
+
+
+class _Resampler:
+    """Streaming soxr resampler of a mono float32 signal (identity when the rates match)."""
+
+    def __init__(self, rate_in: int, rate_out: int):
+        self.stream = None
+        if rate_in != rate_out:
+            import soxr
+
+            self.stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="VHQ")
+
+    def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+        if self.stream is None:
+            return x
+        return np.asarray(self.stream.resample_chunk(x, last=last), dtype=np.float32)
+
+
+def open_input(path: Path | str):
+    """Open an audio file for block reading (``UserError`` for missing, non-audio or empty files)."""
+    import soundfile as sf
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"no such file: {p}")
+    if p.is_dir():
+        raise UserError(f"{p} is a directory, not an audio file")
+    try:
+        f = sf.SoundFile(str(p))
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+        raise UserError(f"cannot read {p} as audio ({getattr(exc, 'error_string', None) or exc})") from None
+    if f.frames == 0:
+        f.close()
+        raise UserError(f"{p} holds no audio samples")
+    return f
+
+
+def _mono_blocks(f, block: int, stats: dict):
+    """Float32 mono blocks of an open SoundFile, sanitised (NaN/Inf -> 0 and clipping to [-1, 1],
+    counted in ``stats``)."""
+    import soundfile as sf
+
+    while True:
+        try:
+            data = f.read(block, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise UserError(f"cannot read {f.name}: {exc}") from None
+        if data.shape[0] == 0:
+            return
+        x = data.mean(axis=1, dtype=np.float64).astype(np.float32) if data.shape[1] > 1 else data[:, 0].copy()
+        x, n_bad, n_over = sanitise(x)
+        stats["nonfinite"] = stats.get("nonfinite", 0) + n_bad
+        stats["clipped"] = stats.get("clipped", 0) + n_over
+        yield x
+
+
+def enhance_file(src: Path | str, dst: Path | str, processor, clean: Path | str | None = None,
+                 rate: int | None = None, progress: Callable[[int, int], None] | None = None,
+                 block_s: float = STREAM_BLOCK_S) -> dict:
+    """Enhance an audio file into another, block by block (memory independent of the file's length):
+    read, downmix, sanitise, resample to 48 kHz, ``processor`` (or its oracle with the ``clean``
+    file), remove the delay, resample to ``rate`` (default: the input's rate), write.
+
+    The output is what ``write_audio(dst, enhance(read_audio(src)[0], processor), rate)`` (or the
+    oracle equivalent) writes, and has exactly as many samples as the input when the rates match.
+    Returns ``{"rate", "channels", "seconds", "out_rate", "nonfinite", "clipped", "written"}``.
+    ``progress(done_input_frames, total_input_frames)`` is called after each block."""
+    import soundfile as sf
+
+    kw = output_format(dst)
+    for other in (src, clean):
+        if other is not None and Path(dst).exists() and Path(dst).resolve() == Path(other).resolve():
+            raise UserError(f"the output {dst} would overwrite the input {other}; choose another file name")
+    stats = {"nonfinite": 0, "clipped": 0}
+    fin = open_input(src)
+    fclean = None
+    try:
+        in_rate, channels, total = fin.samplerate, fin.channels, fin.frames
+        if clean is not None:
+            fclean = open_input(clean)
+            if abs(fclean.frames / fclean.samplerate - total / in_rate) * SAMPLE_RATE > HOP:
+                raise UserError(f"the clean reference {clean} is {fclean.frames / fclean.samplerate:.2f} s long but "
+                                f"{src} is {total / in_rate:.2f} s: it must be the same recording")
+        out_rate = int(rate) if rate is not None else int(in_rate)
+        expected_out = total if out_rate == in_rate else None
+        up = _Resampler(in_rate, SAMPLE_RATE)
+        down = _Resampler(SAMPLE_RATE, out_rate)
+        clean_blocks = up_clean = None
+        if fclean is not None:
+            up_clean = _Resampler(fclean.samplerate, SAMPLE_RATE)
+            clean_blocks = _mono_blocks(fclean, max(HOP, int(block_s * fclean.samplerate)), {})
+        d = processor.delay_samples
+        processor.reset()
+        try:
+            fout = sf.SoundFile(str(dst), "w", samplerate=out_rate, channels=1, **kw)
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+            raise UserError(f"cannot write {dst}: {exc}") from None
+        ok = False
+        try:
+            _stream(fout, fin, up, down, clean_blocks, up_clean, processor, expected_out, d, stats, block_s, progress)
+            ok = True
+        finally:
+            fout.close()
+            if not ok:                           # never leave a truncated output behind
+                Path(dst).unlink(missing_ok=True)
+        written = stats.pop("written")
+    finally:
+        fin.close()
+        if fclean is not None:
+            fclean.close()
+    return {"rate": int(in_rate), "channels": int(channels), "seconds": total / in_rate, "out_rate": out_rate,
+            "nonfinite": stats["nonfinite"], "clipped": stats["clipped"], "written": written}
+
+
+def _stream(fout, fin, up, down, clean_blocks, up_clean, processor, expected_out, d, stats, block_s, progress):
+    """The block loop of ``enhance_file``: input blocks -> 48 kHz -> processor -> output rate -> file."""
+    in_rate, total = fin.samplerate, fin.frames
+    if True:
+        if True:
+            pend = np.zeros(0, np.float32)      # 48 kHz input not processed yet (less than a hop)
+            pend_c = np.zeros(0, np.float32)
+            n48 = 0                              # 48 kHz input samples so far
+            skip = d                             # leading output samples (the algorithmic delay)
+            emitted48 = 0
+            held = np.zeros(0, np.float32)       # output held back so the final length can be exact
+            written = 0
+
+            def write(y: np.ndarray, final: bool) -> None:
+                nonlocal held, written
+                held = np.concatenate([held, y])
+                if final and expected_out is not None:
+                    keep = expected_out - written
+                    held = held[:keep] if len(held) >= keep else np.concatenate(
+                        [held, np.zeros(keep - len(held), np.float32)])
+                n = len(held) if final else max(0, len(held) - 64)
+                if n:
+                    fout.write(np.clip(held[:n], -1.0, 1.0))
+                    written += n
+                    held = held[n:]
+
+            done = 0
+            blocks = _mono_blocks(fin, max(HOP, int(block_s * in_rate)), stats)
+            last = False
+            while not last:
+                x = next(blocks, None)
+                last = x is None
+                x48 = up(np.zeros(0, np.float32) if last else x, last=last)
+                done += 0 if last else len(x)
+                x48 = np.clip(x48, -1.0, 1.0)   # the resampler's overshoot on clipped input
+                n48 += len(x48)
+                pend = np.concatenate([pend, x48])
+                if clean_blocks is not None:
+                    while len(pend_c) < len(pend):
+                        c = next(clean_blocks, None)
+                        pend_c = np.concatenate([pend_c, up_clean(np.zeros(0, np.float32) if c is None else c,
+                                                                  last=c is None)])
+                        if c is None:
+                            break
+                    pend_c = np.concatenate([pend_c, np.zeros(max(0, len(pend) - len(pend_c)), np.float32)])
+                    pend_c = pend_c[:len(pend)] if last else pend_c
+                if last:                         # zeros push the delayed tail out
+                    pad = d + (-(len(pend) + d) % HOP)
+                    pend = np.concatenate([pend, np.zeros(pad, np.float32)])
+                    if clean_blocks is not None:
+                        pend_c = np.concatenate([pend_c, np.zeros(pad, np.float32)])
+                usable = len(pend) // HOP * HOP
+                if usable:
+                    y48 = np.zeros(usable, np.float32)
+                    xc = np.ascontiguousarray(pend_c[:usable]) if clean_blocks is not None else None
+                    processor.run(np.ascontiguousarray(pend[:usable]), y48, xc)
+                    pend = pend[usable:]
+                    if clean_blocks is not None:
+                        pend_c = pend_c[usable:]
+                    cut = min(skip, usable)
+                    skip -= cut
+                    y48 = y48[cut:]
+                    y48 = y48[:max(0, n48 - emitted48)]
+                    emitted48 += len(y48)
+                    write(down(y48), final=False)
+                if progress is not None:
+                    progress(done, total)
+            write(down(np.zeros(0, np.float32), last=True), final=True)
+            stats["written"] = written

@@ -37,7 +37,7 @@ def denoise(
 
     from .. import config as cfgmod
     from ..constants import SAMPLE_RATE
-    from ..offline import enhance, enhance_oracle, output_format, read_audio, write_audio
+    from ..offline import enhance_file, open_input, output_format
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     cfg = cfgmod.load(config, {
@@ -52,20 +52,13 @@ def denoise(
         raise UserError(f"{output} is a directory; give a file name for the output")
     output_format(output)
 
-    stats: dict = {}
-    x, in_rate, channels = read_audio(input, stats)
-    clean = None
+    with open_input(input) as f:        # the input is checked first: a bad file is reported as such
+        in_rate, in_frames = f.samplerate, f.frames
     if oracle is not None:
-        clean, _, _ = read_audio(oracle)
-        if abs(len(clean) - len(x)) > 480:
-            raise UserError(f"--oracle {oracle} is {len(clean) / SAMPLE_RATE:.2f} s long but {input} is "
-                            f"{len(x) / SAMPLE_RATE:.2f} s: the clean reference must be the same recording")
-        n = min(len(clean), len(x))
-        x, clean = x[:n], clean[:n]
+        open_input(oracle).close()
+    network = None if oracle is not None else _load_network(model if model is not None else proc_cfg["model"])
 
-    network = None
-    if clean is None:
-        network = _load_network(model if model is not None else proc_cfg["model"])
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..pipeline import FrameProcessor
 
@@ -73,37 +66,26 @@ def denoise(
     proc = FrameProcessor(network, lookahead_ms=proc_cfg["lookahead_ms"],
                           attenuation_limit_db=proc_cfg["attenuation_limit_db"], mix=proc_cfg["mix"],
                           postfilter=postfilter)
-    if not quiet:
-        for what, n_bad in (("non-finite samples replaced by silence", stats.get("nonfinite", 0)),
-                            ("samples beyond full scale clipped", stats.get("clipped", 0))):
-            if n_bad:
-                err.print(f"[yellow]warning:[/] {input}: {n_bad} {what}")
-
-    duration = len(x) / SAMPLE_RATE
+    long_file = in_frames / in_rate >= LONG_FILE_S
     t0 = time.perf_counter()
-    if duration >= LONG_FILE_S and not quiet:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(TextColumn("denoising"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TimeRemainingColumn(), console=err, transient=True) as bar:
-            task = bar.add_task("denoise", total=1.0)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done / total)
-
-            y = enhance(x, proc, progress) if clean is None else enhance_oracle(x, clean, proc, progress)
-    else:
-        y = enhance(x, proc) if clean is None else enhance_oracle(x, clean, proc)
+    with Progress(TextColumn("denoising"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=err, transient=True, disable=quiet or not long_file) as bar:
+        task = bar.add_task("denoise", total=in_frames)
+        stats = enhance_file(input, output, proc, clean=oracle, rate=rate,
+                             progress=lambda done, total: bar.update(task, completed=done))
     took = time.perf_counter() - t0
 
-    out_rate = rate if rate is not None else in_rate
-    write_audio(output, y, out_rate)
     if not quiet:
-        mode = "oracle" if clean is not None else "network"
-        src = f"{in_rate} Hz, {channels} ch" + (" -> mono 48 kHz" if (in_rate != SAMPLE_RATE or channels != 1) else "")
-        err.print(f"wrote {output} ({duration:.1f} s at {out_rate} Hz; input {src}; {mode} mode, "
-                  f"{proc.delay_samples * 1000 // SAMPLE_RATE} ms algorithmic delay removed; "
-                  f"took {took:.1f} s)")
+        for what, n_bad in (("non-finite samples replaced by silence", stats["nonfinite"]),
+                            ("samples beyond full scale clipped", stats["clipped"])):
+            if n_bad:
+                err.print(f"[yellow]warning:[/] {input}: {n_bad} {what}")
+        mode = "oracle" if oracle is not None else "network"
+        src = f"{stats['rate']} Hz, {stats['channels']} ch"
+        if stats["rate"] != SAMPLE_RATE or stats["channels"] != 1:
+            src += " -> mono 48 kHz"
+        err.print(f"wrote {output} ({stats['seconds']:.1f} s at {stats['out_rate']} Hz; input {src}; {mode} mode, "
+                  f"{proc.delay_samples * 1000 // SAMPLE_RATE} ms algorithmic delay removed; took {took:.1f} s)")
 
 
 def _load_network(model: str | Path):

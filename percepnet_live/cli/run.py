@@ -58,9 +58,9 @@ def run(
     signal.signal(signal.SIGHUP, on_signal)
 
     daemon = Daemon(cfg, passthrough=passthrough, no_network=no_network)
+    daemon.start()  # a UserError here (second instance, no server, unknown device) is one line, nothing to undo
     control = None
     try:
-        daemon.start()
         control = ControlServer(daemon, default_socket_path(cfg))
         control.start()
         snap = daemon.snapshot()

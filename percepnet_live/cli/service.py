@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 app = typer.Typer(help="Install, remove or inspect the systemd user service (starts the daemon with your session).",
@@ -35,11 +38,15 @@ def service_uninstall() -> None:
 
 
 @app.command("status")
-def service_status() -> None:
+def service_status(
+    config: Optional[Path] = typer.Option(None, "--config", help="Settings file (YAML) to read control.socket from."),
+) -> None:
     """Show whether the unit is installed, enabled and running, and whether the daemon answers."""
+    from .. import config as cfgmod
     from .. import service
+    from ..control.protocol import default_socket_path
 
-    _print(service.status_lines())
+    _print(service.status_lines(default_socket_path(cfgmod.load(config))))
 
 
 @app.command("wait-server")

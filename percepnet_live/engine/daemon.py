@@ -310,6 +310,7 @@ class Daemon:
                     ok = self._check()
             except Exception as exc:  # never let the supervisor die: log once, retry
                 self._close_session()
+                self._state = self._input_state = "waiting_for_input"
                 self._say(f"error:{type(exc).__name__}", logging.WARNING, "recovering from: %s", exc)
                 ok = False
             backoff = POLL_S if ok else min(MAX_BACKOFF_S, max(POLL_S, backoff * 2))

@@ -95,10 +95,13 @@ class ServerConnection:
         try:
             return getattr(p, method)(*args, **kwargs)
         except (pulsectl.PulseDisconnected, pulsectl.PulseError) as exc:
-            if isinstance(exc, pulsectl.PulseOperationFailed):
+            # An operation on a context whose server went away fails with "Bad state": that is a
+            # disconnection too. Other failures (a refused module load) are the caller's.
+            if (isinstance(exc, pulsectl.PulseOperationFailed) and getattr(p, "connected", True)
+                    and "Bad state" not in str(exc)):
                 raise
             self.close()
-            raise ServerUnavailable(str(exc) or "sound server disconnected") from None
+            raise ServerUnavailable("sound server disconnected") from None
 
     def close(self) -> None:
         if self._pulse is not None:
