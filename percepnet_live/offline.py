@@ -288,69 +288,67 @@ def enhance_file(src: Path | str, dst: Path | str, processor, clean: Path | str 
 def _stream(fout, fin, up, down, clean_blocks, up_clean, processor, expected_out, d, stats, block_s, progress):
     """The block loop of ``enhance_file``: input blocks -> 48 kHz -> processor -> output rate -> file."""
     in_rate, total = fin.samplerate, fin.frames
-    if True:
-        if True:
-            pend = np.zeros(0, np.float32)      # 48 kHz input not processed yet (less than a hop)
-            pend_c = np.zeros(0, np.float32)
-            n48 = 0                              # 48 kHz input samples so far
-            skip = d                             # leading output samples (the algorithmic delay)
-            emitted48 = 0
-            held = np.zeros(0, np.float32)       # output held back so the final length can be exact
-            written = 0
+    pend = np.zeros(0, np.float32)      # 48 kHz input not processed yet (less than a hop)
+    pend_c = np.zeros(0, np.float32)
+    n48 = 0                              # 48 kHz input samples so far
+    skip = d                             # leading output samples (the algorithmic delay)
+    emitted48 = 0
+    held = np.zeros(0, np.float32)       # output held back so the final length can be exact
+    written = 0
 
-            def write(y: np.ndarray, final: bool) -> None:
-                nonlocal held, written
-                held = np.concatenate([held, y])
-                if final and expected_out is not None:
-                    keep = expected_out - written
-                    held = held[:keep] if len(held) >= keep else np.concatenate(
-                        [held, np.zeros(keep - len(held), np.float32)])
-                n = len(held) if final else max(0, len(held) - 64)
-                if n:
-                    fout.write(np.clip(held[:n], -1.0, 1.0))
-                    written += n
-                    held = held[n:]
+    def write(y: np.ndarray, final: bool) -> None:
+        nonlocal held, written
+        held = np.concatenate([held, y])
+        if final and expected_out is not None:
+            keep = max(0, expected_out - written)
+            held = held[:keep] if len(held) >= keep else np.concatenate(
+                [held, np.zeros(keep - len(held), np.float32)])
+        n = len(held) if final else max(0, len(held) - 64)
+        if n:
+            fout.write(np.clip(held[:n], -1.0, 1.0))
+            written += n
+            held = held[n:]
 
-            done = 0
-            blocks = _mono_blocks(fin, max(HOP, int(block_s * in_rate)), stats)
-            last = False
-            while not last:
-                x = next(blocks, None)
-                last = x is None
-                x48 = up(np.zeros(0, np.float32) if last else x, last=last)
-                done += 0 if last else len(x)
-                x48 = np.clip(x48, -1.0, 1.0)   # the resampler's overshoot on clipped input
-                n48 += len(x48)
-                pend = np.concatenate([pend, x48])
-                if clean_blocks is not None:
-                    while len(pend_c) < len(pend):
-                        c = next(clean_blocks, None)
-                        pend_c = np.concatenate([pend_c, up_clean(np.zeros(0, np.float32) if c is None else c,
-                                                                  last=c is None)])
-                        if c is None:
-                            break
-                    pend_c = np.concatenate([pend_c, np.zeros(max(0, len(pend) - len(pend_c)), np.float32)])
-                    pend_c = pend_c[:len(pend)] if last else pend_c
-                if last:                         # zeros push the delayed tail out
-                    pad = d + (-(len(pend) + d) % HOP)
-                    pend = np.concatenate([pend, np.zeros(pad, np.float32)])
-                    if clean_blocks is not None:
-                        pend_c = np.concatenate([pend_c, np.zeros(pad, np.float32)])
-                usable = len(pend) // HOP * HOP
-                if usable:
-                    y48 = np.zeros(usable, np.float32)
-                    xc = np.ascontiguousarray(pend_c[:usable]) if clean_blocks is not None else None
-                    processor.run(np.ascontiguousarray(pend[:usable]), y48, xc)
-                    pend = pend[usable:]
-                    if clean_blocks is not None:
-                        pend_c = pend_c[usable:]
-                    cut = min(skip, usable)
-                    skip -= cut
-                    y48 = y48[cut:]
-                    y48 = y48[:max(0, n48 - emitted48)]
-                    emitted48 += len(y48)
-                    write(down(y48), final=False)
-                if progress is not None:
-                    progress(done, total)
-            write(down(np.zeros(0, np.float32), last=True), final=True)
-            stats["written"] = written
+    done = 0
+    blocks = _mono_blocks(fin, max(HOP, int(block_s * in_rate)), stats)
+    last = False
+    while not last:
+        x = next(blocks, None)
+        last = x is None
+        x48 = up(np.zeros(0, np.float32) if last else x, last=last)
+        done += 0 if last else len(x)
+        x48 = np.clip(x48, -1.0, 1.0)   # the resampler's overshoot on clipped input
+        n48 += len(x48)
+        pend = np.concatenate([pend, x48])
+        if clean_blocks is not None:
+            while len(pend_c) < len(pend):
+                c = next(clean_blocks, None)
+                pend_c = np.concatenate([pend_c, up_clean(np.zeros(0, np.float32) if c is None else c,
+                                                          last=c is None)])
+                if c is None:
+                    break
+            pend_c = np.concatenate([pend_c, np.zeros(max(0, len(pend) - len(pend_c)), np.float32)])
+            pend_c = pend_c[:len(pend)] if last else pend_c
+        if last:                         # zeros push the delayed tail out
+            pad = d + (-(len(pend) + d) % HOP)
+            pend = np.concatenate([pend, np.zeros(pad, np.float32)])
+            if clean_blocks is not None:
+                pend_c = np.concatenate([pend_c, np.zeros(pad, np.float32)])
+        usable = len(pend) // HOP * HOP
+        if usable:
+            y48 = np.zeros(usable, np.float32)
+            xc = np.ascontiguousarray(pend_c[:usable]) if clean_blocks is not None else None
+            processor.run(np.ascontiguousarray(pend[:usable]), y48, xc)
+            pend = pend[usable:]
+            if clean_blocks is not None:
+                pend_c = pend_c[usable:]
+            cut = min(skip, usable)
+            skip -= cut
+            y48 = y48[cut:]
+            y48 = y48[:max(0, n48 - emitted48)]
+            emitted48 += len(y48)
+            write(down(y48), final=False)
+        if progress is not None:
+            progress(done, total)
+    write(down(np.zeros(0, np.float32), last=True), final=True)
+    stats["written"] = written
