@@ -165,7 +165,22 @@ def test_the_virtual_mic_carries_the_processed_mic_signal_intact(kind):
         assert VM not in s.source_names()
 
 
-def _probe_delay(s, processor, x, lead_s: float = 3.0) -> float:
+def _probe_delay(s, make_processor, x, attempts: int = 3) -> float:
+    """``_probe_once`` again (fresh daemon) when the stimulus itself arrived damaged at the mic
+    (a server-side glitch of the test rig under load, seen on the probe's left channel)."""
+    for i in range(attempts):
+        try:
+            return _probe_once(s, make_processor(), x)
+        except StimulusDamaged:
+            if i == attempts - 1:
+                raise
+
+
+class StimulusDamaged(AssertionError):
+    pass
+
+
+def _probe_once(s, processor, x, lead_s: float = 3.0) -> float:
     """Mic-to-output delay in ms of a daemon running ``processor``, measured on one clock (probe route).
 
     The daemon starts, then the recorder and the stimulus player connect (connecting a stream
@@ -182,7 +197,8 @@ def _probe_delay(s, processor, x, lead_s: float = 3.0) -> float:
     both = rec.samples
     lag_mic, corr_mic = lag_of(x, both[:, 0])
     lag_out, corr_out = lag_of(x, both[:, 1])
-    assert corr_mic > 0.99, f"the stimulus did not reach the mic intact (correlation {corr_mic:.3f})"
+    if corr_mic < 0.99:
+        raise StimulusDamaged(f"the stimulus did not reach the mic intact (correlation {corr_mic:.3f})")
     assert corr_out > 0.98, f"output does not match the mic (correlation {corr_out:.3f}); {counters}"
     return 1000.0 * (lag_out - lag_mic) / RATE
 
@@ -193,11 +209,10 @@ def test_processing_adds_at_most_the_algorithmic_delay_plus_10ms_over_a_plain_pa
     with _server("pulseaudio", mic=False) as s, s.activate():
         s.add_probe_mic()
         plain, proc = [], []
+        algo_ms = 1000 * unity_processor().delay_samples / SAMPLE_RATE
         for _ in range(2):
-            plain.append(_probe_delay(s, DelayProcessor(0), x))
-            p = unity_processor()
-            algo_ms = 1000 * p.delay_samples / SAMPLE_RATE
-            proc.append(_probe_delay(s, p, x))
+            plain.append(_probe_delay(s, lambda: DelayProcessor(0), x))
+            proc.append(_probe_delay(s, unity_processor, x))
         print(f"\nplain passthrough {plain} ms, PercepNet path {proc} ms, algorithmic {algo_ms} ms")
         assert min(proc) - min(plain) <= algo_ms + 10.0
         assert min(proc) - min(plain) >= algo_ms - 10.0  # the algorithmic delay really is in the path
