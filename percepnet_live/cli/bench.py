@@ -21,9 +21,20 @@ def bench(
     cpu: Optional[int] = typer.Option(None, "--cpu", help="CPU to pin to (default: the last one allowed)."),
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Also write the results as JSON."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the tables as Markdown (for BENCHMARKS.md)."),
+    daemon: bool = typer.Option(False, "--daemon", help="Benchmark the daemon instead (engine): delay against a plain passthrough daemon, dropouts and CPU over --daemon-minutes, on a private PulseAudio it starts."),
+    daemon_minutes: float = typer.Option(10.0, "--daemon-minutes", min=0.0, help="Length of the --daemon long run (0: delay only)."),
+    busy_core: bool = typer.Option(True, "--busy-core/--idle", help="--daemon: keep another core busy during the long run."),
 ) -> None:
     """Time each stage of the signal path and the whole path per 10 ms frame (median, p99) on one
     core after JIT warm-up, the CPU cost per audio second, and numba compile time."""
+    if daemon:
+        from ..engine.bench import run_daemon_bench
+
+        res = run_daemon_bench(runs=runs, minutes=daemon_minutes, busy=busy_core, no_network=True if no_network else None)
+        print(json.dumps(res, indent=2))
+        if json_out is not None:
+            json_out.write_text(json.dumps(res, indent=2))
+        return
     from rich.console import Console
     from rich.table import Table
 
