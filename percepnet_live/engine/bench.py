@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from ..constants import HOP, SAMPLE_RATE
-from .privateserver import RATE, private_pulseaudio
+from .privateserver import RATE, die_with_parent, private_pulseaudio
 
 WINDOW_S = 0.25
 
@@ -64,7 +64,8 @@ class _RunningDaemon:
         env = server.client_env()
         env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen([sys.executable, "-m", "percepnet_live", "run", "--output", "probe_out", *args],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=die_with_parent)
         self.lines: list[str] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -131,8 +132,13 @@ def dropouts(mic: np.ndarray, out: np.ndarray, lag: int) -> tuple[int, int, list
 def run_daemon_bench(runs: int = 3, minutes: float = 10.0, busy: bool = True, no_network: bool | None = None,
                      log=print) -> dict:
     """Measure delay (vs a plain passthrough daemon), dropouts and CPU; returns the figures."""
+    import signal
+
     from ..model.network import Network
 
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so the private server and the daemons are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     if no_network is None:
         no_network = not Network.default_available()
     path_args = ["--no-network"] if no_network else []
@@ -160,7 +166,7 @@ def _long_run(server, path_args: list[str], minutes: float, busy: bool, log) -> 
     sig = np.tile(voice_like(10.0, seed=9), int(np.ceil(seconds / 10.0)))[: int(seconds * RATE)]
     burner = None
     if busy:
-        burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        burner = subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=die_with_parent)
     try:
         d = _RunningDaemon(server, path_args)
         try:

@@ -244,12 +244,12 @@ class Daemon:
                 raise UserError(f"no PulseAudio or PipeWire server answers ({exc}); start one "
                                 "(systemctl --user start pipewire-pulse) and try again") from None
             dev.pulse_device()
-            if self.vm is not None:
-                self.vm.create(self._conn)
-            # Resolve explicit devices now so a typo is an error, not an endless wait.
+            # Resolve explicit devices first so a typo is one error line, not an endless wait.
             if self.cfg["input"] != "mic":
                 dev.resolve_input(self.cfg["input"], self._conn, self._owns)
             dev.resolve_output(self.cfg["output"], self._conn, self.vm.sink_name if self.vm else None)
+            if self.vm is not None:
+                self.vm.create(self._conn)
             self._check()
             self._thread = threading.Thread(target=self._supervise, name="percepnet-supervisor", daemon=True)
             self._thread.start()

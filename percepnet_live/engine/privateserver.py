@@ -56,6 +56,17 @@ def _reap_all() -> None:
 atexit.register(_reap_all)
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for children: the kernel sends them SIGTERM when the process that started them
+    dies, so a killed test run or benchmark leaves no server behind (Linux ``PR_SET_PDEATHSIG``)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
     """SIGTERM a process we started, SIGKILL it if it lingers, and reap it."""
     if proc.poll() is None:
@@ -117,7 +128,7 @@ class AudioServer:
     def _spawn(self, args: list[str], log: str) -> subprocess.Popen:
         with open(self.root / log, "ab") as out:
             proc = subprocess.Popen(args, env=self._server_env(), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT)
+                                    stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         _LIVE.add(proc)
         self.procs.append(proc)
         return proc
@@ -286,7 +297,7 @@ class AudioServer:
         proc = subprocess.Popen(
             ["pacat", "--playback", f"--device={sink}", "--format=float32le", f"--rate={rate}", "--channels=1",
              f"--latency-msec={latency_ms}", "--raw", "--client-name=test-player"],
-            env=self.client_env(), stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            env=self.client_env(), stdin=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
         _LIVE.add(proc)
         data = np.ascontiguousarray(x, dtype="<f4").tobytes()
 
@@ -341,7 +352,7 @@ class Recording:
         self.proc = subprocess.Popen(
             ["parec", f"--device={source}", "--format=float32le", f"--rate={rate}", f"--channels={channels}",
              f"--latency-msec={latency_ms}", "--raw", "--client-name=test-recorder"],
-            env=server.client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            env=server.client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
         _LIVE.add(self.proc)
         self._chunks: list[bytes] = []
         self._thread = threading.Thread(target=self._drain, daemon=True)
