@@ -36,8 +36,8 @@ from . import devices as dev
 from .ring import BlockRing, ring_count
 from .soundserver import ServerConnection, ServerUnavailable, VirtualMic
 from .streams import (S_HIST_W, S_IN_CALLBACKS, S_IN_DROPPED, S_IN_OVERFLOWS, S_OUT_CALLBACKS, S_OUT_UNDERFLOWS,
-                      S_PT_ACTIVE, S_PT_BLOCKS, S_PT_EVENTS, S_SILENT, S_STALE, Streams, enable_realtime, new_state,
-                      open_stream)
+                      EXCESS_BLOCKS, EXCESS_BLOCKS_PIPEWIRE, S_PT_ACTIVE, S_PT_BLOCKS, S_PT_EVENTS, S_SILENT, S_STALE,
+                      Streams, enable_realtime, new_state, open_stream)
 from .worker import DelayProcessor, Telemetry, Worker
 
 log = logging.getLogger("percepnet_live.engine")
@@ -119,7 +119,7 @@ class Session:
     """One set of streams + rings + worker between an input route and an output route."""
 
     def __init__(self, cfg: dict, processor, in_route: dev.Route, out_route: dev.Route, slow_ms: float,
-                 keeper: str | None = None):
+                 keeper: str | None = None, pipewire: bool = False):
         """``keeper``: a monitor source to hold a low-latency reader on (the virtual mic's sink monitor)."""
         a = cfg["audio"]
         in_rate, in_ch = dev.stream_format(in_route, a["input_rate"], a["input_channels"])
@@ -132,7 +132,8 @@ class Session:
         delay = int(processor.delay_samples)
         self.delay = delay
         fade_hold = int(math.ceil(delay / HOP)) + 1
-        self.st = new_state(a["prefill_blocks"], delay, fade_hold, dry_ok)
+        self.st = new_state(a["prefill_blocks"], delay, fade_hold, dry_ok,
+                            EXCESS_BLOCKS_PIPEWIRE if pipewire else EXCESS_BLOCKS)
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.streams = Streams(BlockRing(a["ring_blocks"], in_frames, in_ch), BlockRing(a["ring_blocks"], out_frames, 1),
                                np.zeros(HIST_BLOCKS * in_frames, np.float32), self.st, self.wake_fd)
@@ -354,7 +355,8 @@ class Daemon:
                 self.vm.suspend(conn, True)
             try:
                 self.session = Session(self.cfg, self.processor, in_route, out_route, self.slow_ms,
-                                       keeper=f"{self.vm.sink_name}.monitor" if self.vm else None)
+                                       keeper=f"{self.vm.sink_name}.monitor" if self.vm else None,
+                                       pipewire="PipeWire" in self.server_name)
             finally:
                 if self.vm is not None:
                     self.vm.suspend(conn, False)

@@ -56,13 +56,17 @@ S_OUT_LEVEL_SEQ = 19  # last seq played (for latency accounting)
 S_EXCESS_RUN = 20     # consecutive output callbacks with the queue above target
 S_RESYNCS = 21        # times the output dropped queued blocks to get back to the target latency
 S_WIN_MIN = 22        # lowest output queue level in the current window
-S_SIZE = 24
+S_EXCESS_LIMIT = 23   # standing backlog (blocks above prefill) tolerated before dropping
+S_XFADE = 24          # 1 + ring slot of the block a backlog drop skipped (cross-fade source), 0 = none
+S_SIZE = 32
 
 FADE_BLOCKS = 3
 """Cross-fade length, in 10 ms blocks, from dry back to processed audio."""
 
-EXCESS_BLOCKS = 3
-"""Standing queue blocks above the prefill that count as excess latency."""
+EXCESS_BLOCKS = 1
+"""Standing queue blocks above the prefill that count as excess latency (PulseAudio). PipeWire
+delivers in quanta of 1024 samples (2.1 blocks), so its queue swings more: ``EXCESS_BLOCKS_PIPEWIRE``."""
+EXCESS_BLOCKS_PIPEWIRE = 3
 REPRIME_BLOCKS = 10
 """Queue blocks above the prefill after which the output drops everything queued and primes again.
 
@@ -81,7 +85,7 @@ PA_INPUT_OVERFLOW = 2
 PA_OUTPUT_UNDERFLOW = 4
 
 
-def new_state(prefill: int, delay: int, fade_hold: int, dry_ok: bool) -> np.ndarray:
+def new_state(prefill: int, delay: int, fade_hold: int, dry_ok: bool, excess: int = 1) -> np.ndarray:
     """The shared counter/state array with the output not yet started."""
     st = np.zeros(S_SIZE, np.int64)
     st[S_NEXT] = -1
@@ -90,6 +94,7 @@ def new_state(prefill: int, delay: int, fade_hold: int, dry_ok: bool) -> np.ndar
     st[S_FADE_HOLD] = fade_hold
     st[S_FADE] = 1 << 40
     st[S_DRY_OK] = 1 if dry_ok else 0
+    st[S_EXCESS_LIMIT] = excess
     return st
 
 
@@ -157,7 +162,8 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
         st[S_WIN_MIN] = level
     st[S_EXCESS_RUN] += 1
     if st[S_EXCESS_RUN] >= EXCESS_CALLBACKS:
-        if st[S_WIN_MIN] > st[S_PREFILL] + EXCESS_BLOCKS:
+        if st[S_WIN_MIN] > st[S_PREFILL] + st[S_EXCESS_LIMIT]:
+            st[S_XFADE] = idx[R] % buf.shape[0] + 1  # the block that would have played: fade from it
             for _ in range(st[S_WIN_MIN] - st[S_PREFILL]):
                 ring_drop(idx)
             nxt = ring_peek_tag(tags, idx)
@@ -176,7 +182,15 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
         r = idx[R]
         slot = r % buf.shape[0]
         k = st[S_FADE] - st[S_FADE_HOLD]
-        if k >= FADE_BLOCKS:
+        if k >= FADE_BLOCKS and st[S_XFADE] > 0:
+            # first block after a backlog drop: cross-fade from the skipped block, no click
+            old = st[S_XFADE] - 1
+            for i in range(frames):
+                g = np.float32(i / frames)
+                v = g * buf[slot, i, 0] + (np.float32(1.0) - g) * buf[old, i, 0]
+                for c in range(chans):
+                    outdata[i, c] = v
+        elif k >= FADE_BLOCKS:
             for i in range(frames):
                 v = buf[slot, i, 0]
                 for c in range(chans):
@@ -195,6 +209,7 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
         idx[R] = r + 1
         st[S_FADE] += 1
         st[S_PT_ACTIVE] = 0
+        st[S_XFADE] = 0
     else:
         if dry_ok:
             for i in range(frames):
@@ -211,6 +226,7 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
                     outdata[i, c] = 0.0
             st[S_SILENT] += 1
         st[S_FADE] = 0
+        st[S_XFADE] = 0
     st[S_OUT_LEVEL_SEQ] = nxt
     st[S_NEXT] = nxt + 1
 
