@@ -135,3 +135,19 @@ def test_make_run_starts_the_demo_without_a_server_and_run_with_one(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "sound server found (pulseaudio): starting the daemon with 'percepnet-live run'" in res.stdout
     assert "--input" in res.stdout  # run's --help followed
+
+
+@needs_pulse
+def test_the_demo_uses_a_running_server_and_leaves_it_as_it_found_it(tmp_path):
+    with private_pulseaudio() as server:
+        env = dict(_no_server_env(tmp_path), **server.env)
+        env["XDG_RUNTIME_DIR"] = str(tmp_path / "run")  # our control socket; the server keeps its own path
+        before_modules = server.modules()
+        before_default = server.pactl("get-default-source").strip()
+        res = subprocess.run([sys.executable, "-m", "percepnet_live", "demo", "--no-monitor", "--seconds", "4"],
+                             env=env, capture_output=True, text=True, timeout=240)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "using the running sound server" in res.stdout and "private PulseAudio" not in res.stdout
+        assert re.search(r"running: in -\d", res.stdout)
+        assert server.modules() == before_modules  # fake mic, virtual mic, everything unloaded
+        assert server.pactl("get-default-source").strip() == before_default
