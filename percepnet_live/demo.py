@@ -387,6 +387,9 @@ def run_demo(record: Path | None = None, seconds: float | None = None, show_moni
     except KeyboardInterrupt:
         pass
     finally:
+        # Clean up completely even if the user presses Ctrl-C again or systemd sends SIGTERM twice.
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with _env(private.env if private else {}):
             if rec is not None:
                 rec.stop()
@@ -402,6 +405,7 @@ def run_demo(record: Path | None = None, seconds: float | None = None, show_moni
         if private is not None:
             private.stop()
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
     if rec is not None:
         _report_recording(record, say)
     return 0
