@@ -15,13 +15,15 @@ only sees numbers; it never reaches into the audio path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
+import tempfile
 import termios
 import time
 import tty
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
@@ -250,12 +252,49 @@ class LocalSource:
         pass
 
 
+@contextlib.contextmanager
+def _stderr_held(enabled: bool) -> Iterator[None]:
+    """Divert file descriptor 2 to a temporary file while the dashboard is on screen, then write
+    what was captured (log lines, ALSA's own messages) to the real stderr.
+
+    In-process audio (``run --tui``, ``demo``) makes libasound and the logger write to stderr,
+    which would tear the full-screen view; nothing is lost, only deferred."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    held = tempfile.TemporaryFile()
+    os.dup2(held.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        held.seek(0)
+        data = held.read()
+        held.close()
+        if data:
+            os.write(2, data[-65536:])
+
+
 def run_dashboard(source: Any, rate_hz: float = DEFAULT_RATE_HZ, console: Console | None = None,
-                  stop: Callable[[], bool] | None = None, screen: bool = True) -> int:
+                  stop: Callable[[], bool] | None = None, screen: bool = True,
+                  hold_stderr: bool | None = None) -> int:
     """Show the live dashboard until ``q`` (or Ctrl-C, or ``stop()`` returning True); returns 0.
 
     Redraws ``rate_hz`` times per second (clamped to 1-20) from ``source.poll()``; keys act on
-    the daemon through the source."""
+    the daemon through the source. ``hold_stderr`` (default: for in-process sources, when stderr
+    is a terminal) defers stderr output until the dashboard closes."""
+    if hold_stderr is None:
+        hold_stderr = source.fileno() is None and os.isatty(2)
+    with _stderr_held(hold_stderr):
+        return _dashboard(source, rate_hz, console, stop, screen)
+
+
+def _dashboard(source: Any, rate_hz: float, console: Console | None, stop: Callable[[], bool] | None,
+               screen: bool) -> int:
     from rich.live import Live
 
     rate_hz = min(20.0, max(1.0, float(rate_hz)))
