@@ -52,6 +52,36 @@ def test_a_level_meter_fills_with_the_level():
     assert len(level_meter(None, 30).plain) == 30
 
 
+def _schema_example(bands):
+    return {"version": 1, "uptime_s": 3725.0, "state": "running",
+            "input": {"device": "Built-in Audio Analog Stereo", "state": "running", "rate": 48000, "channels": 1},
+            "output": {"device": "virtual microphone", "state": "running", "rate": 48000,
+                       "virtual_mic": "PercepNet Microphone"},
+            "levels": {"input_dbfs": -23.0, "output_dbfs": -41.0},
+            "suppression": {"overall_db": 18.0, "bands_db": bands, "vad": 0.8},
+            "latency_ms": {"algorithmic": 30.0, "buffers": 40.0, "total": 70.0},
+            "processing_ms": {"median": 0.4, "p99": 1.1, "max": 2.3}, "cpu_percent": 12.5,
+            "counters": {"input_overflows": 0, "output_underflows": 1, "passthrough_blocks": 0,
+                         "passthrough_events": 0, "device_events": 0},
+            "bypass": False, "attenuation_limit_db": 12.0}
+
+
+@pytest.mark.parametrize("width,height", [(80, 24), (100, 45)])
+def test_the_dashboard_fits_the_terminal_with_every_section(width, height):
+    from rich.console import Console
+
+    from percepnet_live.ui.monitor import FULL_HEIGHT, render
+
+    console = Console(width=width, height=height, record=True, color_system=None)
+    console.print(render(_schema_example([float(b) for b in range(34)]), compact=height < FULL_HEIGHT))
+    lines = console.export_text().rstrip("\n").splitlines()
+    assert len(lines) <= height and all(len(line) <= width for line in lines)
+    text = "\n".join(lines)
+    for word in ("up 1:02:05", "limit 12 dB", "-23.0 dBFS", "-41.0 dBFS", "18.0 dB", "0.80", "16k", "70.0 ms",
+                 "12.5 %", "xruns", "q quit monitor"):
+        assert word in text, (word, text)
+
+
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None or available("pulseaudio") is not None,
                                 reason="needs tmux and PulseAudio (scripts/system-deps.sh installs them)")
 

@@ -54,9 +54,14 @@ def next_limit(current: float | None, direction: int) -> float | None:
     return float(lower[-1]) if lower else float(LIMIT_STEPS[0])
 
 
+FULL_HEIGHT = 28
+"""Terminal lines the full dashboard needs; shorter terminals get the compact layout."""
+
+
 def render(snap: dict[str, Any] | None, note: str = "", keys: bool = True, source: str = "",
-           quit_hint: str = "quit monitor") -> RenderableType:
-    """The dashboard for one snapshot (``None``: waiting for the first one)."""
+           quit_hint: str = "quit monitor", compact: bool = False) -> RenderableType:
+    """The dashboard for one snapshot (``None``: waiting for the first one); ``compact`` drops
+    the blank separators and draws the band bars 4 lines tall (fits 80x24)."""
     if snap is None:
         body: RenderableType = Text(note or "waiting for the daemon…", style="yellow")
         return Panel(body, title="percepnet-live monitor", border_style="yellow")
@@ -96,7 +101,7 @@ def render(snap: dict[str, Any] | None, note: str = "", keys: bool = True, sourc
                                  style="bold green" if voiced else "dim"),
                    F.amount_meter(vad, 1.0, style="green"))
 
-    chart = F.band_chart(sup.get("bands_db"), limit_db=limit)
+    chart = F.band_chart(sup.get("bands_db"), rows=4 if compact else 6, top_db=36.0, limit_db=limit)
     bands = Group(Text("attenuation per band (dB), 34 ERB bands", style="dim"), *chart)
 
     perf = Table.grid(padding=(0, 1))
@@ -127,7 +132,10 @@ def render(snap: dict[str, Any] | None, note: str = "", keys: bool = True, sourc
     if note:
         footer.append("   " + note, style="yellow")
 
-    body = Group(header, Text(""), devices, Text(""), meters, Text(""), bands, Text(""), perf)
+    parts = [header, devices, meters, bands, perf]
+    if not compact:
+        parts = [p for part in parts for p in (part, Text(""))][:-1]
+    body = Group(*parts)
     title = "percepnet-live monitor" + (f" · {source}" if source else "")
     return Panel(body, title=title, subtitle=footer, border_style=style.replace("bold ", ""), expand=False)
 
@@ -314,8 +322,8 @@ def _dashboard(source: Any, rate_hz: float, console: Console | None, stop: Calla
                     snap = source.poll()
                     shown = note if now < note_until else ""
                     live.update(render(snap, note=shown or source.note, keys=keys.fd is not None,
-                                       source=source.label, quit_hint=getattr(source, "quit_hint", "quit")),
-                                refresh=True)
+                                       source=source.label, quit_hint=getattr(source, "quit_hint", "quit"),
+                                       compact=console.size.height < FULL_HEIGHT), refresh=True)
                     next_frame += period
                     if next_frame < now:
                         next_frame = now + period
