@@ -281,3 +281,30 @@ def test_status_without_a_daemon_says_so_in_one_line(tmp_path):
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "no percepnet-live daemon is running" in lines[0]
+
+
+def test_a_failing_snapshot_is_an_error_reply_and_serving_resumes_when_it_works_again(rd, tmp_path):
+    """The server wraps the real daemon; while its snapshot raises, clients get 'internal' errors
+    and no events, the thread stays up, and events resume afterwards."""
+    from percepnet_live.control.client import ControlClient, ControlError
+    from percepnet_live.control.server import ControlServer
+
+    class Flaky:
+        broken = True
+
+        def snapshot(self):
+            if self.broken:
+                raise RuntimeError("session being reopened")
+            return rd.daemon.snapshot()
+
+    flaky = Flaky()
+    with ControlServer(flaky, tmp_path / "flaky.sock") as srv, ControlClient.connect(tmp_path / "flaky.sock") as c:
+        with pytest.raises(ControlError) as err:
+            c.snapshot()
+        assert err.value.code == "internal"
+        c.subscribe(20)
+        assert c.events(0.5) == []
+        flaky.broken = False
+        events = c.events(2.0)
+        assert events and events[-1]["data"]["version"] == 1
+        assert srv._thread.is_alive()

@@ -103,6 +103,7 @@ class ControlServer:
         self._epoch = 0.0
         self.seq = 0
         """Snapshots published to subscribers so far."""
+        self._snapshot_failing = False
         self.snapshots_taken = 0
         """Calls to ``daemon.snapshot()`` made by this server (for the cost benchmark)."""
 
@@ -387,8 +388,11 @@ class ControlServer:
         try:
             snap = self._snapshot()
             body = P.encode(snap)[:-1]
+            self._snapshot_failing = False
         except Exception:
-            log.exception("snapshot failed; subscribers skip this tick")
+            if not self._snapshot_failing:  # log once per failure streak, not 20 times a second
+                log.exception("snapshot failed; subscribers skip ticks until it works again")
+                self._snapshot_failing = True
             body = None
         if body is not None:
             self.seq += 1
