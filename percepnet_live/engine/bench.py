@@ -104,29 +104,51 @@ def _probe_once(server, args: list[str], x: np.ndarray, lead_s: float = 3.0) -> 
     return 1000.0 * (lag_out - lag_mic) / RATE
 
 
-def dropouts(mic: np.ndarray, out: np.ndarray, lag: int) -> tuple[int, int, list[float]]:
-    """250 ms windows of ``out`` that are not ``mic`` delayed by ``lag`` (or hold a > 1-block gap).
+def dropouts(mic: np.ndarray, out: np.ndarray, lag: int, search: int = 2400) -> dict:
+    """Check ``out`` against ``mic`` in 250 ms windows, following the lag as it goes.
 
-    Returns (bad windows, windows checked, times in s of the bad ones)."""
+    For each window with signal, the lag of the output is searched within +-``search`` samples of
+    the previous window's lag. A window is a *dropout* when the output there is not the mic signal
+    (normalised correlation < 0.99 at the best lag), holds a run of near-silence longer than one
+    block, or the lag moved (samples were skipped or repeated: each move counts once).
+    Returns counts, the times of the first bad windows and the lags seen."""
     w = int(WINDOW_S * RATE)
-    bad, times, n = 0, [], 0
-    for start in range(w, len(mic) - w - lag - HOP, w):
+    bad, moves, low, gaps, n = 0, 0, 0, 0, 0
+    times: list[float] = []
+    lags: dict[int, int] = {}
+    for start in range(w, len(mic) - w - lag - search - HOP, w):
         ref = mic[start:start + w]
         if np.sqrt(np.mean(ref ** 2)) < 1e-3:
             continue  # silence in the mic: nothing to compare
         n += 1
-        seg = out[start + lag - HOP:start + lag + w + HOP]
-        k, c = _lag(ref, seg)
-        quiet = np.abs(out[start + lag:start + lag + w]) < 1e-5
-        gap = 0
-        run = 0
+        lo = max(0, start + lag - search)
+        k, c = _lag(ref, out[lo:start + lag + w + search])
+        new_lag = lo + k - start
+        seg = out[start + new_lag:start + new_lag + w]
+        quiet = np.abs(seg) < 1e-5
+        run = gap = 0
         for q in quiet:
             run = run + 1 if q else 0
             gap = max(gap, run)
-        if k != HOP or c < 0.99 or gap > HOP:
+        is_bad = False
+        if new_lag != lag:
+            moves += 1
+            is_bad = True
+        if c < 0.99:
+            low += 1
+            is_bad = True
+        if gap > HOP:
+            gaps += 1
+            is_bad = True
+        if is_bad:
             bad += 1
-            times.append(start / RATE)
-    return bad, n, times
+            if len(times) < 20:
+                times.append(round(start / RATE, 2))
+        lag = new_lag
+        lags[lag] = lags.get(lag, 0) + 1
+    return {"dropout_windows": bad, "windows": n, "lag_moves": moves, "low_correlation_windows": low,
+            "gap_windows": gaps, "dropout_times_s": times,
+            "lags_ms": {round(1000 * k / RATE, 2): v for k, v in sorted(lags.items(), key=lambda kv: -kv[1])[:5]}}
 
 
 def run_daemon_bench(runs: int = 3, minutes: float = 10.0, busy: bool = True, no_network: bool | None = None,
@@ -173,6 +195,7 @@ def _long_run(server, path_args: list[str], minutes: float, busy: bool, log) -> 
             with server.recording_probe() as rec:
                 player = server.play(np.concatenate([np.zeros(3 * RATE, np.float32), sig]), sink="probe_stim")
                 time.sleep(2.0)  # connection settling (the signal starts at 3 s)
+                start_counters = _daemon_counters(server)
                 cpu0, wall0 = _cpu_seconds(d.proc.pid), time.monotonic()
                 player.wait(timeout=seconds + 120)
                 cpu1, wall1 = _cpu_seconds(d.proc.pid), time.monotonic()
@@ -188,9 +211,25 @@ def _long_run(server, path_args: list[str], minutes: float, busy: bool, log) -> 
     lag_mic, _ = _lag(sig[: 2 * RATE], mic[: head + 4 * RATE])
     lag_out, c = _lag(sig[: 2 * RATE], out[: head + 4 * RATE])
     lag = lag_out - lag_mic
-    bad, n, times = dropouts(mic, out, lag)
+    check = dropouts(mic, out, lag)
     cpu_per_audio_s = (cpu1 - cpu0) / (wall1 - wall0)
-    log(f"long run: {minutes:g} min, busy core {'yes' if busy else 'no'}: {bad} dropout windows of {n}, "
-        f"daemon CPU {100 * cpu_per_audio_s:.2f}% of one core, counters {counters}")
-    return {"minutes": minutes, "busy_core": busy, "dropout_windows": bad, "windows": n, "dropout_times_s": times[:20],
-            "cpu_s_per_audio_s": cpu_per_audio_s, "daemon_counters": counters, "lag_ms": 1000.0 * lag / SAMPLE_RATE}
+    during = {k: counters.get(k, 0) - start_counters.get(k, 0) for k in counters} if start_counters else {}
+    log(f"long run: {minutes:g} min, busy core {'yes' if busy else 'no'}: {check['dropout_windows']} dropout windows "
+        f"of {check['windows']} ({check['lag_moves']} lag moves), daemon CPU {100 * cpu_per_audio_s:.2f}% of one core, "
+        f"counters during the signal {during}")
+    return {"minutes": minutes, "busy_core": busy, **check, "cpu_s_per_audio_s": cpu_per_audio_s,
+            "daemon_counters_total": counters, "daemon_counters_during_signal": during,
+            "start_lag_ms": 1000.0 * lag / SAMPLE_RATE}
+
+
+def _daemon_counters(server) -> dict:
+    """The running daemon's counters, through its control socket in the private runtime dir."""
+    from pathlib import Path
+
+    from ..control.client import ControlClient
+
+    try:
+        with ControlClient.connect(Path(server.env["XDG_RUNTIME_DIR"]) / "percepnet-live.sock") as c:
+            return dict(c.snapshot()["counters"])
+    except Exception:
+        return {}
