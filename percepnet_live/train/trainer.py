@@ -26,15 +26,15 @@ class TrainConfig:
     """Hyper-parameters of a run (stored in the run folder; a resumed run keeps the stored ones)."""
 
     sizes: dict
-    batch: int = 32
-    crop: int = 400                 # frames per training crop (4 s)
-    lr: float = 1e-3
+    batch: int = 16
+    crop: int = 200                 # frames per training crop (2 s)
+    lr: float = 1.5e-3
     lr_decay_steps: float = 20000.0  # lr = lr / (1 + step / lr_decay_steps) after warm-up
     warmup: int = 200
     weight_decay: float = 1e-4
     clip_grad: float = 1.0
     steps: int = 20000
-    dev_every: int = 250
+    dev_every: int = 100
     log_every: int = 10
     checkpoint_minutes: float = 5.0
     refresh_every: int = 50          # steps between looks for newly precomputed shards
