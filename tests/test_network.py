@@ -137,3 +137,14 @@ def test_default_weights_load_when_shipped():
     net = Network.load()
     g, r, v = net.step(np.zeros(N_FEATURES, np.float32))
     assert g.shape == (N_BANDS,) and np.all((g >= 0) & (g <= 1)) and 0 <= v <= 1
+
+
+def test_runtime_never_imports_torch_or_the_training_package():
+    import subprocess
+    import sys
+
+    code = ("import sys, percepnet_live.model.network, percepnet_live.pipeline; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('percepnet_live.train')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
