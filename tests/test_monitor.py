@@ -184,3 +184,27 @@ def test_the_monitor_without_a_daemon_says_so_in_one_line(tmp_path):
     assert out.returncode == 3
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "no percepnet-live daemon is running" in lines[0], out.stderr
+
+
+@needs_tmux
+def test_run_tui_shows_the_dashboard_in_the_daemons_terminal_and_q_stops_it(tmp_path):
+    from audio_servers import private_pulseaudio
+
+    exit_file = tmp_path / "exit"
+    with private_pulseaudio() as server:
+        env = dict(server.client_env(), TERM="xterm-256color", HOME=str(tmp_path),
+                   XDG_CONFIG_HOME=str(tmp_path / ".config"))
+        cmd = (f"{sys.executable} -m percepnet_live run --tui --passthrough --input fake_mic; "
+               f"echo $? > {exit_file}; sleep 30")
+        tmux = Tmux(cmd, env)
+        try:
+            screen = tmux.wait_for(lambda s: "attenuation per band" in s and "this process" in s)
+            assert "attenuation per band" in screen and "q quit (stops the daemon)" in screen, screen
+            assert "ALSA lib" not in screen and " INFO " not in screen  # stderr held while the view is up
+            assert _until(lambda: "percepnet_mic" in server.source_names(), timeout=20)
+            tmux.keys("q")
+            assert _until(lambda: exit_file.exists() and exit_file.read_text().strip() != "", timeout=30)
+            assert exit_file.read_text().strip() == "0"
+            assert "percepnet_mic" not in server.source_names()
+        finally:
+            tmux.kill()
