@@ -137,9 +137,13 @@ def test_make_run_starts_the_demo_without_a_server_and_run_with_one(tmp_path):
     assert "--input" in res.stdout  # run's --help followed
 
 
-@needs_pulse
-def test_the_demo_uses_a_running_server_and_leaves_it_as_it_found_it(tmp_path):
-    with private_pulseaudio() as server:
+@pytest.mark.parametrize("kind", ["pulseaudio", "pipewire"])
+def test_the_demo_uses_a_running_server_and_leaves_it_as_it_found_it(tmp_path, kind):
+    if available(kind):
+        pytest.skip(available(kind))
+    from audio_servers import private_pipewire
+
+    with (private_pulseaudio() if kind == "pulseaudio" else private_pipewire()) as server:
         env = dict(_no_server_env(tmp_path), **server.env)
         env["XDG_RUNTIME_DIR"] = str(tmp_path / "run")  # our control socket; the server keeps its own path
         before_modules = server.modules()
@@ -151,3 +155,5 @@ def test_the_demo_uses_a_running_server_and_leaves_it_as_it_found_it(tmp_path):
         assert re.search(r"running: in -\d", res.stdout)
         assert server.modules() == before_modules  # fake mic, virtual mic, everything unloaded
         assert server.pactl("get-default-source").strip() == before_default
+        if kind == "pipewire":
+            assert "PipeWire" in res.stdout
