@@ -308,3 +308,41 @@ def test_a_failing_snapshot_is_an_error_reply_and_serving_resumes_when_it_works_
         events = c.events(2.0)
         assert events and events[-1]["data"]["version"] == 1
         assert srv._thread.is_alive()
+
+
+def test_with_the_shipped_network_white_noise_is_suppressed():
+    """The real model end to end through the socket: white noise is suppressed (several dB
+    overall, output below input), and the per-band values are attenuations in range."""
+    from percepnet_live.model.network import Network
+
+    if not Network.default_available():
+        pytest.skip("no trained weights are shipped in the package yet")
+    from percepnet_live import config
+    from percepnet_live.control.client import ControlClient
+    from percepnet_live.control.server import ControlServer
+    from percepnet_live.pipeline import FrameProcessor
+
+    from audio_servers import private_pulseaudio
+
+    with private_pulseaudio() as server, server.activate():
+        from percepnet_live.engine.daemon import Daemon
+
+        cfg = config.load(use_user_file=False)
+        daemon = Daemon(cfg, processor=FrameProcessor(network=Network.load()))
+        daemon.start()
+        path = server.runtime_dir / "shipped.sock"
+        try:
+            with ControlServer(daemon, path), ControlClient.connect(path) as c:
+                player = server.play(noise(8.0, -25.0, seed=4))
+                try:
+                    settle(c, lambda s: s["levels"]["input_dbfs"] > -31)
+                    time.sleep(3.0)
+                    snaps = [c.snapshot() for _ in range(5) if time.sleep(0.2) is None]
+                finally:
+                    player.wait(timeout=30)
+        finally:
+            daemon.stop()
+    overall = float(np.median([s["suppression"]["overall_db"] for s in snaps]))
+    assert overall > 6.0, snaps[-1]["suppression"]
+    assert all(0.0 <= b <= 100.0 for s in snaps for b in s["suppression"]["bands_db"])
+    assert np.median([s["levels"]["input_dbfs"] - s["levels"]["output_dbfs"] for s in snaps]) > 6.0
