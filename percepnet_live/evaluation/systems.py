@@ -34,8 +34,9 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -60,8 +61,8 @@ def limit_threads() -> None:
     """Keep every numeric library on one thread (call before they are imported)."""
     for var in _THREAD_VARS:
         os.environ[var] = "1"
-    if "torch" in __import__("sys").modules:
-        __import__("torch").set_num_threads(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 @dataclass
@@ -76,7 +77,6 @@ class System:
     """Untimed set-up before each signal (e.g. loading a model into a fresh state)."""
     cpu_s: float = 0.0
     audio_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
     def run(self, noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
         """Enhance ``noisy`` (float32, 48 kHz); ``clean`` is read only by oracle systems."""
@@ -105,8 +105,9 @@ def _delay_compensate(y: np.ndarray, delay: int, n: int) -> np.ndarray:
     return out
 
 
-def _framewise(x: np.ndarray, delay: int, step: Callable[[np.ndarray, np.ndarray], None], scale: float = 1.0) -> np.ndarray:
-    """Feed ``x`` (plus ``delay`` samples of zero tail) through ``step`` in 480-sample frames."""
+def _framewise(x: np.ndarray, delay: int, step: Callable, scale: float = 1.0) -> np.ndarray:
+    """Feed ``x * scale`` (plus ``delay`` samples of zero tail) through a C frame function in
+    480-sample frames: ``step(in_ptr, out_ptr)`` gets float pointers to two fixed buffers."""
     n = len(x)
     total = -(-(n + delay) // HOP) * HOP
     padded = np.zeros(total, dtype=np.float32)
@@ -114,9 +115,10 @@ def _framewise(x: np.ndarray, delay: int, step: Callable[[np.ndarray, np.ndarray
     y = np.empty(total, dtype=np.float32)
     fin = np.zeros(HOP, dtype=np.float32)
     fout = np.zeros(HOP, dtype=np.float32)
+    pin, pout = _ptr(fin), _ptr(fout)
     for i in range(0, total, HOP):
         fin[:] = padded[i : i + HOP]
-        step(fin, fout)
+        step(pin, pout)
         y[i : i + HOP] = fout
     if scale != 1.0:
         y /= scale
@@ -138,7 +140,7 @@ def rnnoise_system() -> System:
         st = rn.create()
         try:
             return _framewise(noisy, RNNOISE_DELAY,
-                              lambda fin, fout: rn.lib.rnnoise_process_frame(st, _ptr(fout), _ptr(fin)), scale=32768.0)
+                              lambda pin, pout: rn.lib.rnnoise_process_frame(st, pout, pin), scale=32768.0)
         finally:
             rn.destroy(st)
 
@@ -172,7 +174,7 @@ def deepfilternet_system() -> System:
     def process(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
         st = states.pop()
         try:
-            return _framewise(noisy, DFN_DELAY, lambda fin, fout: lib.df_process_frame(st, _ptr(fin), _ptr(fout)))
+            return _framewise(noisy, DFN_DELAY, lambda pin, pout: lib.df_process_frame(st, pin, pout))
         finally:
             lib.df_free(st)
 
