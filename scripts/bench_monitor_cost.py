@@ -172,7 +172,7 @@ def main() -> int:
             raise SystemExit("no pnl-control thread in the daemon")
         print(f"daemon pid {daemon.pid} ({'passthrough' if passthrough else 'PercepNet'}), "
               f"{args.pairs} pairs of {args.phase:g} s phases, monitor at {args.rate:g} Hz")
-        print("pair  daemon% (no monitor)  daemon% (monitor)  control-thread% (no / with)")
+        print("pair  daemon% (no monitor)  daemon% (monitor)  control-thread% (no / with)  monitor process%")
         for i in range(args.pairs):
             res = []
             for with_monitor in (False, True):
@@ -180,9 +180,13 @@ def main() -> int:
                     subprocess.run(tmux + ["new-session", "-d", "-x", "100", "-y", "45", "-s", "m",
                                            f"{exe} monitor --rate {args.rate:g} --socket {sock}"], env=env, check=True)
                     time.sleep(3.0)  # the monitor has started and subscribed
+                    mon_pid = int(subprocess.run(tmux + ["list-panes", "-t", "m", "-F", "#{pane_pid}"],
+                                                 capture_output=True, text=True, env=env).stdout.split()[0])
                 w0, p0, t0 = time.monotonic(), threads_cpu_seconds(daemon.pid), cpu_seconds(thread_stat)
+                m0 = threads_cpu_seconds(mon_pid) if with_monitor else 0.0
                 time.sleep(args.phase)
                 w1, p1, t1 = time.monotonic(), threads_cpu_seconds(daemon.pid), cpu_seconds(thread_stat)
+                m1 = threads_cpu_seconds(mon_pid) if with_monitor else 0.0
                 if with_monitor:
                     screen = subprocess.run(tmux + ["capture-pane", "-p", "-t", "m"], capture_output=True,
                                             text=True, env=env).stdout
@@ -191,9 +195,10 @@ def main() -> int:
                     subprocess.run(tmux + ["send-keys", "-t", "m", "q"], env=env)
                     time.sleep(1.0)
                     subprocess.run(tmux + ["kill-server"], env=env, capture_output=True)
-                res.append((100 * (p1 - p0) / (w1 - w0), 100 * (t1 - t0) / (w1 - w0)))
+                res.append((100 * (p1 - p0) / (w1 - w0), 100 * (t1 - t0) / (w1 - w0), 100 * (m1 - m0) / (w1 - w0)))
             rows.append(res)
-            print(f"{i + 1:>4}  {res[0][0]:>19.2f}  {res[1][0]:>17.2f}  {res[0][1]:>10.3f} / {res[1][1]:.3f}")
+            print(f"{i + 1:>4}  {res[0][0]:>19.2f}  {res[1][0]:>17.2f}  {res[0][1]:>10.3f} / {res[1][1]:.3f}"
+                  f"  {res[1][2]:>16.2f}")
     finally:
         subprocess.run(tmux + ["kill-server"], env=env, capture_output=True)
         daemon.terminate()
@@ -212,6 +217,8 @@ def main() -> int:
     thread_off = [r[0][1] for r in rows]
     print(f"median daemon CPU: {med(off):.2f} % of a core without a monitor, {med(on):.2f} % with one "
           f"(paired difference: median {med(diff):+.2f} %, range {min(diff):+.2f} .. {max(diff):+.2f})")
+    print(f"median CPU of the monitor process itself (rich rendering in tmux): {med([r[1][2] for r in rows]):.2f} % "
+          f"of a core")
     print(f"median control-thread CPU: {med(thread_off):.3f} % without, {med(thread_on):.3f} % with the monitor "
           f"at {args.rate:g} Hz (range {min(thread_on):.3f} .. {max(thread_on):.3f})")
     return 0

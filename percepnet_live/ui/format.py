@@ -99,18 +99,24 @@ def band_chart(bands_db: Sequence[float] | None, rows: int = 6, top_db: float = 
         limit_row = rows - 1 - int(limit_db // per_row)
     for r in range(rows):
         base = (rows - 1 - r) * per_row  # dB at the bottom of this row
-        label = f"{base + per_row:>3.0f} ┤" if r % 2 == 0 else "    │"
-        line = Text(label, style="dim")
+        chars: list[str] = []
+        styles: list[str] = []
         for v in vals:
             fill = (min(v, top_db) - base) / per_row
             idx = 0 if fill <= 0 else 8 if fill >= 1 else max(1, round(fill * 8))
-            ch = EIGHTHS[idx]
-            if ch == " " and r == limit_row:
-                line.append("┈" * cell, style="grey35")
+            if idx == 0 and r == limit_row:
+                chars.append("┈" * cell)
+                styles.append("grey35")
                 continue
-            style = "red" if v > top_db else "cyan"
-            line.append(ch * (cell - 1), style=style)
-            line.append(" " if r != limit_row else "┈", style="grey35")
+            chars.append(EIGHTHS[idx] * (cell - 1) + ("┈" if r == limit_row else " "))
+            styles.append("red" if v > top_db else "cyan")
+        line = Text(f"{base + per_row:>3.0f} ┤" if r % 2 == 0 else "    │", style="dim")
+        # One span per run of equal style (a few per row, not one per band: cheap to render).
+        run_start, pos = 0, 0
+        for k in range(1, N_BANDS + 1):
+            if k == N_BANDS or styles[k] != styles[run_start]:
+                line.append("".join(chars[run_start:k]), style=styles[run_start])
+                run_start = k
         lines.append(line)
     axis = [" "] * (N_BANDS * cell)
     freqs = band_frequencies_hz()

@@ -25,9 +25,8 @@ import time
 import tty
 from typing import Any, Callable, Iterator
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from . import format as F
@@ -72,59 +71,50 @@ def render(snap: dict[str, Any] | None, note: str = "", keys: bool = True, sourc
     state, style = F.overall_state(snap)
     limit = g("attenuation_limit_db")
 
+    def row(label: str, *parts: Any) -> Text:
+        return Text.assemble((label.ljust(11), "dim"), " ", *parts)
+
     header = Text.assemble(("● ", style), (state, style), "   up ", (F.uptime(g("uptime_s")), "bold"),
                            "   bypass ", ("ON" if g("bypass") else "off", "bold magenta" if g("bypass") else ""),
                            "   limit ", (F.limit_text(limit), "bold"))
-
-    devices = Table.grid(padding=(0, 1))
-    devices.add_column(style="dim", width=7)
-    devices.add_column()
-    devices.add_row("input", Text.assemble((str(inp.get("device", "–")), "bold"),
-                                           f"  {inp.get('state', '–')} · {inp.get('rate', '–')} Hz · "
-                                           f"{inp.get('channels', '–')} ch"))
     vmic = out.get("virtual_mic")
-    devices.add_row("output", Text.assemble((str(out.get("device", "–")), "bold"),
-                                            f"  {out.get('state', '–')} · {out.get('rate', '–')} Hz",
-                                            (f" · virtual mic “{vmic}”" if vmic else "", "")))
-
-    meters = Table.grid(padding=(0, 1))
-    meters.add_column(style="dim", width=11)
-    meters.add_column(justify="right", width=11)
-    meters.add_column()
-    meters.add_row("input", f"{F.num(lev.get('input_dbfs'))} dBFS", F.level_meter(lev.get("input_dbfs")))
-    meters.add_row("output", f"{F.num(lev.get('output_dbfs'))} dBFS", F.level_meter(lev.get("output_dbfs")))
-    meters.add_row("suppression", f"{F.num(sup.get('overall_db'))} dB",
-                   F.amount_meter(sup.get("overall_db"), 40.0, style="cyan"))
+    devices = [
+        Text.assemble(("input".ljust(7), "dim"), " ", (str(inp.get("device", "–")), "bold"),
+                      f"  {inp.get('state', '–')} · {inp.get('rate', '–')} Hz · {inp.get('channels', '–')} ch"),
+        Text.assemble(("output".ljust(7), "dim"), " ", (str(out.get("device", "–")), "bold"),
+                      f"  {out.get('state', '–')} · {out.get('rate', '–')} Hz",
+                      f" · virtual mic “{vmic}”" if vmic else ""),
+    ]
     vad = sup.get("vad")
     voiced = isinstance(vad, (int, float)) and vad >= 0.5
-    meters.add_row("voice", Text(f"{F.num(vad, '.2f')} " + ("●" if voiced else "○"),
-                                 style="bold green" if voiced else "dim"),
-                   F.amount_meter(vad, 1.0, style="green"))
-
-    chart = F.band_chart(sup.get("bands_db"), rows=4 if compact else 6, top_db=36.0, limit_db=limit)
-    bands = Group(Text("attenuation per band (dB), 34 ERB bands", style="dim"), *chart)
-
-    perf = Table.grid(padding=(0, 1))
-    perf.add_column(style="dim", width=11)
-    perf.add_column()
-    perf.add_row("latency", Text.assemble((f"{F.num(lat.get('total'))} ms", "bold"),
-                                          f" = {F.num(lat.get('algorithmic'))} algorithmic + "
-                                          f"{F.num(lat.get('buffers'))} buffers"))
+    meters = [
+        row("input", f"{F.num(lev.get('input_dbfs'))} dBFS".rjust(11), " ", F.level_meter(lev.get("input_dbfs"))),
+        row("output", f"{F.num(lev.get('output_dbfs'))} dBFS".rjust(11), " ", F.level_meter(lev.get("output_dbfs"))),
+        row("suppression", f"{F.num(sup.get('overall_db'))} dB".rjust(11), " ",
+            F.amount_meter(sup.get("overall_db"), 40.0, style="cyan")),
+        row("voice", (f"{F.num(vad, '.2f')} {'●' if voiced else '○'}".rjust(11), "bold green" if voiced else "dim"),
+            " ", F.amount_meter(vad, 1.0, style="green")),
+    ]
+    bands = [Text("attenuation per band (dB), 34 ERB bands", style="dim"),
+             *F.band_chart(sup.get("bands_db"), rows=4 if compact else 6, top_db=36.0, limit_db=limit)]
     p99 = proc.get("p99")
-    perf.add_row("per frame", Text.assemble(f"median {F.num(proc.get('median'), '.2f')} ms · p99 ",
-                                            (f"{F.num(p99, '.2f')}", "bold red" if isinstance(p99, (int, float)) and p99 > 8 else ""),
-                                            f" ms · max {F.num(proc.get('max'), '.2f')} ms  (budget 10 ms)"))
-    perf.add_row("cpu", Text.assemble((f"{F.num(g('cpu_percent'))} %", "bold"), " of one core"))
     xruns = (cnt.get("input_overflows") or 0) + (cnt.get("output_underflows") or 0)
-    perf.add_row("xruns", Text.assemble((str(xruns), "bold red" if xruns else "bold green"),
-                                        f"  ({cnt.get('input_overflows', '–')} input overflows, "
-                                        f"{cnt.get('output_underflows', '–')} output underflows)"))
-    perf.add_row("passthrough", f"{cnt.get('passthrough_events', '–')} events, {cnt.get('passthrough_blocks', '–')} "
-                                f"blocks · device events {cnt.get('device_events', '–')}")
+    perf = [
+        row("latency", (f"{F.num(lat.get('total'))} ms", "bold"),
+            f" = {F.num(lat.get('algorithmic'))} algorithmic + {F.num(lat.get('buffers'))} buffers"),
+        row("per frame", f"median {F.num(proc.get('median'), '.2f')} ms · p99 ",
+            (F.num(p99, '.2f'), "bold red" if isinstance(p99, (int, float)) and p99 > 8 else ""),
+            f" ms · max {F.num(proc.get('max'), '.2f')} ms  (budget 10 ms)"),
+        row("cpu", (f"{F.num(g('cpu_percent'))} %", "bold"), " of one core"),
+        row("xruns", (str(xruns), "bold red" if xruns else "bold green"),
+            f"  ({cnt.get('input_overflows', '–')} input overflows, {cnt.get('output_underflows', '–')} output underflows)"),
+        row("passthrough", f"{cnt.get('passthrough_events', '–')} events, {cnt.get('passthrough_blocks', '–')} blocks"
+                           f" · device events {cnt.get('device_events', '–')}"),
+    ]
 
     footer = Text()
     if keys:
-        footer.append("b", "bold") .append(" bypass  ")
+        footer.append("b", "bold").append(" bypass  ")
         footer.append("+/-", "bold").append(" attenuation limit  ")
         footer.append("q", "bold").append(f" {quit_hint}")
     else:
@@ -132,10 +122,15 @@ def render(snap: dict[str, Any] | None, note: str = "", keys: bool = True, sourc
     if note:
         footer.append("   " + note, style="yellow")
 
-    parts = [header, devices, meters, bands, perf]
-    if not compact:
-        parts = [p for part in parts for p in (part, Text(""))][:-1]
-    body = Group(*parts)
+    # One Text for the whole body: far cheaper to lay out than nested tables (the monitor's own
+    # CPU matters at 20 Hz too). Lines too long for the terminal end in an ellipsis.
+    lines: list[Text] = []
+    for section in ([header], devices, meters, bands, perf):
+        if lines and not compact:
+            lines.append(Text(""))
+        lines.extend(section)
+    body = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+    body.no_wrap, body.overflow = True, "ellipsis"
     title = "percepnet-live monitor" + (f" · {source}" if source else "")
     return Panel(body, title=title, subtitle=footer, border_style=style.replace("bold ", ""), expand=False)
 
