@@ -133,6 +133,14 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     assert np.abs(g_np - g_t[0].numpy()).max() < tol
     assert np.abs(r_np - r_t[0].numpy()).max() < tol
     assert net.meta["recipe"]["size"] == "small" and net.meta["step"] >= 4
+    assert Network.load(tmp_path / "a" / "weights-last.npz").meta["step"] == 8
+
+    # a new run can start from exported weights (how training continues on another machine)
+    r5 = runner.invoke(app, common + ["--run", str(tmp_path / "c"), "--steps", "1", "--init",
+                                      str(tmp_path / "a" / "weights-last.npz"), "--lr", "0"])
+    assert r5.exit_code == 0, r5.output
+    c = torch.load(tmp_path / "c" / "last.pt", weights_only=False)
+    assert torch.allclose(c["model"]["gru1.weight_hh_l0"], a["model"]["gru1.weight_hh_l0"], atol=2e-3)
 
 
 def test_loss_is_percepnets_and_ignores_masked_bands():

@@ -70,7 +70,8 @@ def train(
     steps: int = typer.Option(20000, "--steps", min=1, help="Total optimiser steps of the run (may be raised with --resume)."),
     batch: int = typer.Option(16, "--batch", min=1, help="Crops per step."),
     crop: int = typer.Option(200, "--crop", min=10, help="Frames per crop (10 ms each)."),
-    lr: float = typer.Option(1.5e-3, "--lr", min=0.0, help="Peak learning rate (AdamW)."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Peak learning rate (AdamW); default 1.5e-3 for a new run, the stored one when resuming (give it to anneal)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start a new run from the weights in this runtime .npz (e.g. the shipped ones) instead of random weights."),
     dev_every: int = typer.Option(100, "--dev-every", min=1, help="Steps between dev-loss evaluations (and checkpoints/exports)."),
     max_minutes: Optional[float] = typer.Option(110.0, "--max-minutes", help="Stop this chunk after this many minutes (checkpointed; continue with --resume)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run from its last checkpoint."),
@@ -177,12 +178,18 @@ def train(
                   f"dev {len(dev_data)} sequences")
     recipe = {"command": "percepnet-live train", "corpus": str(corpus), "hours": hours, "dev_hours": dev_hours,
               "seconds": seconds, "rooms": rooms, "size": size, "seed": seed, "batch": batch, "crop": crop, "lr": lr,
+              "init": str(init) if init else None,
               "dev_every": dev_every}
-    cfg = TrainConfig(sizes=SIZE_PRESETS[size]._asdict(), batch=batch, crop=crop, lr=lr, steps=steps, seed=seed,
-                      dev_every=dev_every)
+    if init is not None and resume:
+        raise UserError("--init starts a new run; it cannot be combined with --resume")
+    if init is not None and not Path(init).is_file():
+        raise UserError(f"--init: {init} does not exist")
+    cfg = TrainConfig(sizes=SIZE_PRESETS[size]._asdict(), batch=batch, crop=crop, lr=lr if lr is not None else 1.5e-3,
+                      steps=steps, seed=seed, dev_every=dev_every)
     try:
         summary = run_training(run, train_data, dev_data, cfg, resume, max_minutes, threads=threads, console=console,
-                               export_to=export or (run / "weights.npz"), recipe=recipe)
+                               export_to=export or (run / "weights.npz"), recipe=recipe,
+                               lr_override=lr if resume else None, init_from=init, export_last=True)
     finally:
         if background is not None:
             stop.set()

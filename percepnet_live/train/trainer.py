@@ -80,8 +80,15 @@ def dev_loss(model, dev, batch: int = 16) -> dict:
 
 
 def train(run_dir: Path, train_data, dev_data, cfg: TrainConfig | None, resume: bool, max_minutes: float | None,
-          threads: int = 1, console=None, export_to: Path | None = None, recipe: dict | None = None) -> dict:
-    """Train (or continue) the run in ``run_dir``; returns a summary (steps, losses, throughput)."""
+          threads: int = 1, console=None, export_to: Path | None = None, recipe: dict | None = None,
+          lr_override: float | None = None, init_from: Path | None = None, export_last: bool = False) -> dict:
+    """Train (or continue) the run in ``run_dir``; returns a summary (steps, losses, throughput).
+
+    ``lr_override``: on resume, a new peak learning rate (e.g. lower, to anneal at the end of training).
+    ``init_from``: for a new run, start from the weights in a runtime .npz (its sizes and normalisation)
+    instead of random weights: how training continues on another machine from shipped weights.
+    ``export_last``: also export the final checkpoint of this chunk (not only the best dev loss).
+    """
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -102,6 +109,8 @@ def train(run_dir: Path, train_data, dev_data, cfg: TrainConfig | None, resume: 
         stored = TrainConfig(**ck["config"])
         if cfg is not None:
             stored.steps = cfg.steps      # the total may be raised when resuming
+        if lr_override is not None:
+            stored.lr = float(lr_override)
         cfg = stored
     else:
         if last.is_file():
@@ -123,8 +132,16 @@ def train(run_dir: Path, train_data, dev_data, cfg: TrainConfig | None, resume: 
         best = float(ck["best_dev"])
         trained_s = float(ck.get("trained_s", 0.0))
     else:
-        mean, scale = train_data.feature_stats()
-        model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(scale))
+        if init_from is not None:
+            from .export import load_into_model
+
+            init = load_into_model(init_from)
+            if init.sizes != sizes:
+                raise UserError(f"{init_from} holds a network of sizes {init.sizes._asdict()}, not the --size asked for")
+            model.load_state_dict(init.state_dict())
+        else:
+            mean, scale = train_data.feature_stats()
+            model.set_normalisation(torch.from_numpy(mean), torch.from_numpy(scale))
         step, best, trained_s = 0, math.inf, 0.0
         (run_dir / "config.json").write_text(json.dumps({"train": asdict(cfg), "recipe": recipe or {}}, indent=1))
 
@@ -211,6 +228,10 @@ def train(run_dir: Path, train_data, dev_data, cfg: TrainConfig | None, resume: 
         prog.update(task, completed=step)
     save(last)
     log.close()
+    if export_last and export_to is not None:
+        final = Path(export_to)
+        export_to = final.with_name(final.stem + "-last" + final.suffix)
+        do_export(last)
     summary = {"step": step, "total_steps": cfg.steps, "stopped_by": stop_reason, "train_loss_ema": ema,
                "dev": last_dev, "best_dev_loss": best, "frames_per_s": rate,
                "n_weights": model.n_weights(), "run_dir": str(run_dir)}
