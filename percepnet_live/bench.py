@@ -254,7 +254,10 @@ def run_all(seconds: float = 10.0, runs: int = 5, long_seconds: float = 60.0, ne
     if network is not None:
         result["whole"].append(time_whole_path(x, runs, network))
     result["stages"] = time_stages(x, runs, network)
-    result["cpu"] = cpu_per_audio_second(speech_like_signal(long_seconds, seed=1), max(1, runs // 2 + 1))
+    long = speech_like_signal(long_seconds, seed=1)
+    result["cpu"] = cpu_per_audio_second(long, max(1, runs // 2 + 1))
+    if network is not None:
+        result["cpu_network"] = cpu_per_audio_second(long, max(1, runs // 2 + 1), network)
     if compile_probe:
         result["compile"] = compile_times()
     return result

@@ -70,6 +70,10 @@ def bench(
     cpu_line = (f"whole pipeline on {c['seconds']:.0f} s of audio: {c['ours']:.4f} CPU s per audio s "
                 f"({100 * c['ours']:.2f}% of a core); numpy STFT passthrough baseline {c['baseline']:.4f} "
                 f"(ratio {c['ratio']:.2f})")
+    if "cpu_network" in res:
+        cn = res["cpu_network"]
+        cpu_line += (f"\nwith the network: {cn['ours']:.4f} CPU s per audio s ({100 * cn['ours']:.2f}% of a core; "
+                     f"ratio to the baseline {cn['ratio']:.2f})")
     comp_lines = []
     if "compile" in res:
         for label, v in res["compile"].items():
@@ -80,7 +84,8 @@ def bench(
         for name, med, p99 in rows:
             print(f"| {name} | {med:.4f} | {p99:.4f} | {100 * med / budget_ms:.2f}% |")
         print()
-        print(f"- {cpu_line}")
+        for line in cpu_line.split("\n"):
+            print(f"- {line}")
         for line in comp_lines:
             print(f"- {line}")
     else:

@@ -254,6 +254,37 @@ def enable_realtime(stream) -> bool:
     return True
 
 
+CALLBACK_RT_PRIORITY = 50
+"""SCHED_FIFO priority given to PortAudio's callback threads (PortAudio itself asks for 1)."""
+PULSE_IO_RT_PRIORITY = 45
+"""SCHED_FIFO priority of libpulse's I/O threads ("threaded-ml") behind the ALSA ``pulse`` PCM."""
+
+
+def promote_audio_threads() -> list[str]:
+    """Raise this process's audio threads to real-time priority where allowed; returns what changed.
+
+    PortAudio starts its callback threads at SCHED_FIFO priority 1 and libpulse's mainloop threads
+    (which carry every block between the ALSA ``pulse`` PCM and the server) as normal threads: under
+    load a normal thread waits several milliseconds for a core, long enough for the server to find
+    our 20 ms output buffer empty. Both are raised above the worker (40)."""
+    changed = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                comm = f.read().strip()
+            policy = os.sched_getscheduler(int(tid))
+            prio = os.sched_getparam(int(tid)).sched_priority
+            if comm == "threaded-ml" and policy == os.SCHED_OTHER:
+                os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(PULSE_IO_RT_PRIORITY))
+                changed.append(f"{tid}:{comm}")
+            elif policy == os.SCHED_FIFO and prio == 1:
+                os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(CALLBACK_RT_PRIORITY))
+                changed.append(f"{tid}:callback")
+        except (OSError, ValueError):
+            continue
+    return changed
+
+
 def realtime_thread(priority: int) -> bool:
     """Give the calling thread SCHED_FIFO ``priority`` if allowed; False (and unchanged) otherwise."""
     try:
