@@ -377,3 +377,23 @@ def test_frames_make_no_c_heap_allocation_either(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["True", "True"], res.stdout
+
+
+def test_the_network_sees_at_run_time_exactly_the_training_features_and_its_outputs_are_applied():
+    """Row t of ``training_frames`` is what ``process`` feeds the network at hop t, and the network's
+    outputs at hop t are the gains and strengths the processor applies to that hop's output window."""
+    from percepnet_live import pipeline as pl
+
+    clean, noisy = harmonic_mixture(1.0, seed=4)
+    rows = training_frames(clean, noisy)
+    net = small_network(3)
+    g_ref, r_ref, v_ref = net.run(rows["features"])
+    proc = FrameProcessor(small_network(3), postfilter=False)
+    out = np.zeros(HOP, np.float32)
+    for t in range(len(noisy) // HOP):
+        proc.process(noisy[t * HOP:(t + 1) * HOP], out)
+        np.testing.assert_allclose(proc.features, rows["features"][t], atol=1e-5)
+        np.testing.assert_allclose(proc._F[pl.F_GAIN:pl.F_GAIN + N_BANDS], g_ref[t], atol=1e-5)
+        np.testing.assert_allclose(proc.strengths, r_ref[t], atol=1e-5)
+        np.testing.assert_allclose(proc.gains, g_ref[t], atol=1e-5)       # no postfilter, no limit
+        assert abs(proc.vad - v_ref[t]) < 1e-5
