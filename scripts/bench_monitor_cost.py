@@ -179,7 +179,14 @@ def main() -> int:
                 if with_monitor:
                     subprocess.run(tmux + ["new-session", "-d", "-x", "100", "-y", "45", "-s", "m",
                                            f"{exe} monitor --rate {args.rate:g} --socket {sock}"], env=env, check=True)
-                    time.sleep(3.0)  # the monitor has started and subscribed
+                    deadline = time.monotonic() + 60  # start-up can take seconds on a busy machine
+                    while time.monotonic() < deadline:
+                        screen = subprocess.run(tmux + ["capture-pane", "-p", "-t", "m"], capture_output=True,
+                                                text=True, env=env).stdout
+                        if "attenuation per band" in screen:
+                            break
+                        time.sleep(0.5)
+                    time.sleep(1.0)  # subscribed and drawing
                     mon_pid = int(subprocess.run(tmux + ["list-panes", "-t", "m", "-F", "#{pane_pid}"],
                                                  capture_output=True, text=True, env=env).stdout.split()[0])
                 w0, p0, t0 = time.monotonic(), threads_cpu_seconds(daemon.pid), cpu_seconds(thread_stat)
