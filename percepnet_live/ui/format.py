@@ -101,22 +101,28 @@ def band_chart(bands_db: Sequence[float] | None, rows: int = 6, top_db: float = 
         base = (rows - 1 - r) * per_row  # dB at the bottom of this row
         chars: list[str] = []
         styles: list[str] = []
+        gap = "┈" if r == limit_row else " "
         for v in vals:
             fill = (min(v, top_db) - base) / per_row
             idx = 0 if fill <= 0 else 8 if fill >= 1 else max(1, round(fill * 8))
-            if idx == 0 and r == limit_row:
-                chars.append("┈" * cell)
-                styles.append("grey35")
-                continue
-            chars.append(EIGHTHS[idx] * (cell - 1) + ("┈" if r == limit_row else " "))
-            styles.append("red" if v > top_db else "cyan")
+            bar_style = "red" if v > top_db else "cyan"
+            if idx == 0:
+                chars.append(gap * cell)
+                # Blank cells take the bar style so a row stays one or two spans; only the
+                # dotted limit line needs its own colour.
+                styles.append("grey35" if r == limit_row else "cyan")
+            else:
+                chars.append(EIGHTHS[idx] * (cell - 1))
+                styles.append(bar_style)
+                chars.append(gap)
+                styles.append("grey35" if r == limit_row else bar_style)
         line = Text(f"{base + per_row:>3.0f} ┤" if r % 2 == 0 else "    │", style="dim")
         # One span per run of equal style (a few per row, not one per band: cheap to render).
-        run_start, pos = 0, 0
-        for k in range(1, N_BANDS + 1):
-            if k == N_BANDS or styles[k] != styles[run_start]:
-                line.append("".join(chars[run_start:k]), style=styles[run_start])
-                run_start = k
+        start = 0
+        for k in range(1, len(chars) + 1):
+            if k == len(chars) or styles[k] != styles[start]:
+                line.append("".join(chars[start:k]), style=styles[start])
+                start = k
         lines.append(line)
     axis = [" "] * (N_BANDS * cell)
     freqs = band_frequencies_hz()
