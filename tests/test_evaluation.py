@@ -285,6 +285,16 @@ def test_report_means_per_snr_and_gain_over_noisy():
     assert "0.0500" in md  # CPU s per audio s of the oracle
 
 
+def test_report_adds_a_per_source_table_when_mixtures_name_their_source():
+    res = report.Results(metrics=["si_sdr"])
+    res.add("noisy", "a", 0.0, {"si_sdr": 1.0}, source="vctk")
+    res.add("noisy", "a", 5.0, {"si_sdr": 3.0}, source="vctk")
+    res.add("noisy", "b", 0.0, {"si_sdr": -1.0}, source="games")
+    header, rows = report.source_table(res, "si_sdr")
+    assert rows == [["games", "1", "-1.0"], ["vctk", "2", "2.0"]]
+    assert any("by speech source" in title for title, _, _ in report.tables(res))
+
+
 # ---------------------------------------------------------------- the command
 
 

@@ -123,7 +123,7 @@ def evaluate(
                 enhanced = system.run(mixture.noisy, mixture.clean)
                 res.add(name, mixture.name, mixture.snr_db, scorer(mixture.scored(mixture.clean), mixture.scored(enhanced)),
                         duration_s=round(mixture.duration_s, 3), noise=mixture.noise_path,
-                        bandwidth_hz=mixture.bandwidth_hz)
+                        bandwidth_hz=mixture.bandwidth_hz, source=mixture.source)
             progress.advance(task)
             progress.refresh()
     if not res.rows:

@@ -77,6 +77,8 @@ class Mixture:
     """Measured bandwidth of the original speech recording (MANIFEST.csv), None when unknown."""
     lead_in: int = 0
     """Samples of noise alone at the start (clean is zero there); metrics skip them."""
+    source: str = ""
+    """Where the speech comes from (MANIFEST.csv's source, first word), for per-source tables."""
 
     @property
     def duration_s(self) -> float:
@@ -96,6 +98,7 @@ class CorpusClip:
     duration_s: float
     bandwidth_hz: float | None
     category: str
+    source: str = ""
 
 
 def high_pass(x: np.ndarray, rate: int = SAMPLE_RATE, cutoff_hz: float = HIGHPASS_HZ) -> np.ndarray:
@@ -203,7 +206,7 @@ def item_rng(seed: int, name: str, snr_db: float) -> np.random.Generator:
 
 def make_mixture(speech: np.ndarray, noises: Sequence[tuple[str, np.ndarray]], snr_db: float, name: str,
                  seed: int = 0, speech_path: str = "", bandwidth_hz: float | None = None,
-                 lead_in_s: float = LEAD_IN_S) -> Mixture:
+                 lead_in_s: float = LEAD_IN_S, source: str = "") -> Mixture:
     """Mix one speech signal with a seeded choice among ``noises`` (name, 48 kHz signal) at ``snr_db``.
 
     The noise excerpt covers ``lead_in_s`` seconds before the speech as well; the SNR is measured
@@ -216,7 +219,8 @@ def make_mixture(speech: np.ndarray, noises: Sequence[tuple[str, np.ndarray]], s
     level = float(rng.uniform(*SPEECH_LEVEL_DBFS))
     clean, noisy = mix(speech, excerpt, snr_db, level, lead)
     return Mixture(name=name, clean=clean, noisy=noisy, snr_db=float(snr_db),
-                   speech_path=speech_path, noise_path=noise_name, bandwidth_hz=bandwidth_hz, lead_in=lead)
+                   speech_path=speech_path, noise_path=noise_name, bandwidth_hz=bandwidth_hz, lead_in=lead,
+                   source=source)
 
 
 def corpus_clips(corpus: Path | str, split: str, kind: str) -> list[CorpusClip]:
@@ -234,7 +238,8 @@ def corpus_clips(corpus: Path | str, split: str, kind: str) -> list[CorpusClip]:
                     continue
                 bw = row.get("bandwidth_hz") or ""
                 clips.append(CorpusClip(corpus / row["path"], float(row.get("duration_s") or 0.0),
-                                        float(bw) if bw else None, row.get("category", "")))
+                                        float(bw) if bw else None, row.get("category", ""),
+                                        (row.get("source") or "").split(" ")[0]))
     else:
         import soundfile as sf
 
@@ -279,7 +284,8 @@ def corpus_mixtures(corpus: Path | str, split: str = "dev", snrs_db: Sequence[fl
             if active_power(x) <= 0.0:
                 continue
             for snr in snrs_db:
-                yield make_mixture(x, noises, snr, clip.path.name, seed, str(clip.path), clip.bandwidth_hz, lead_in_s)
+                yield make_mixture(x, noises, snr, clip.path.name, seed, str(clip.path), clip.bandwidth_hz, lead_in_s,
+                                   clip.source)
 
     return len(speech) * len(snrs_db), generate()
 

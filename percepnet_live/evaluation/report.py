@@ -118,9 +118,31 @@ def cost_table(res: Results) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def source_table(res: Results, metric: str) -> tuple[list[str], list[list[str]]] | None:
+    """Header and rows of ``metric``'s mean per speech source (all SNRs), or None without sources."""
+    sources = sorted({r.get("source") or "" for r in res.rows} - {""})
+    if not sources:
+        return None
+    digits = _DIGITS.get(metric, 2)
+    header = ["speech source", "n"] + [res.costs[s].label if s in res.costs else s for s in res.systems]
+    rows = []
+    for src in sources:
+        sel = [r for r in res.rows if r.get("source") == src]
+        n = len({(r["item"], r["snr_db"]) for r in sel})
+        cells = []
+        for s in res.systems:
+            vals = [r[metric] for r in sel if r["system"] == s and metric in r and math.isfinite(r[metric])]
+            cells.append(_fmt(float(np.mean(vals)) if vals else float("nan"), digits))
+        rows.append([src, str(n)] + cells)
+    return header, rows
+
+
 def tables(res: Results) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) of every table, metrics first, cost last."""
+    """(title, header, rows) of every table: metrics, the first metric per speech source, cost."""
     out = [(METRIC_TITLES.get(m, m), *metric_table(res, m)) for m in res.metrics]
+    by_source = source_table(res, res.metrics[0]) if res.metrics else None
+    if by_source is not None:
+        out.append((f"{METRIC_TITLES.get(res.metrics[0], res.metrics[0])} by speech source, all SNRs", *by_source))
     out.append(("Cost", *cost_table(res)))
     return out
 
