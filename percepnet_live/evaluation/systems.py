@@ -217,6 +217,8 @@ def percepnet_system(name: str, model_path: str | None = None) -> System:
     label = {"ours": "PercepNet (ours)", "oracle": "oracle gains"}[base]
     extras = ([] if kw["postfilter"] else ["no postfilter"]) + ([f"{kw['lookahead_ms']} ms look-ahead"] if kw["lookahead_ms"] != 20 else [])
     extras += ["gain cut"] if kw.get("gain_cut") else []
+    if base == "ours" and model_path is not None:
+        extras.insert(0, f"weights {os.path.basename(model_path)}")
     if extras:
         label += f" ({', '.join(extras)})"
 
