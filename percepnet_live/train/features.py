@@ -163,11 +163,13 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
     old = out_dir / "dataset.json"
     if old.is_file():
         prev = json.loads(old.read_text())
+        if prev.get("mixed_frame_code"):
+            desc["mixed_frame_code"] = prev["mixed_frame_code"]
         for k in ("corpus", "split", "seconds", "seed", "lookahead_ms", "shard_seqs", "frame_code"):
             if prev.get(k) == desc[k]:
                 continue
             if k == "frame_code" and accept_stale and todo:
-                desc["mixed_frame_code"] = sorted(set(prev.get("mixed_frame_code", [prev.get(k)]) + [desc[k]]))
+                desc["mixed_frame_code"] = sorted(set(prev.get("mixed_frame_code") or [prev.get(k)]) | {desc[k]})
                 continue
             if k == "frame_code" and not todo:
                 # complete dataset made by an older version of the frame code: usable, but say so
