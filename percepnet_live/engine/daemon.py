@@ -337,7 +337,7 @@ class Daemon:
             with conn.cached():  # fresh lists while creating
                 self.vm.create(conn)
             self._device_events += 1
-            return False
+            conn._cache = {}  # the lists changed: query again below
         in_route = dev.resolve_input(self.cfg["input"], conn, self._owns)
         if in_route is None:
             if self.session is not None:
