@@ -21,6 +21,7 @@ from audio_servers import RATE, available, private_pipewire, private_pulseaudio
 
 from percepnet_live import config
 from percepnet_live.constants import HOP, SAMPLE_RATE
+from percepnet_live.engine.bench import voice_like
 from percepnet_live.engine.daemon import Daemon
 from percepnet_live.engine.worker import DelayProcessor
 
@@ -41,17 +42,6 @@ def unity_processor():
     return FrameProcessor(network=None)
 
 
-def voice_like(seconds: float, seed: int = 0) -> np.ndarray:
-    """A continuous test signal: a gliding 5-harmonic tone, syllable-rate modulated, over a noise floor."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    t = np.arange(n) / RATE
-    f0 = 140 + 40 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / RATE
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 6))
-    env = 0.55 + 0.45 * np.sin(2 * np.pi * 3.0 * t)
-    x = 0.15 * env * voiced + 0.02 * rng.standard_normal(n)
-    return x.astype(np.float32)
 
 
 def lag_of(ref: np.ndarray, rec: np.ndarray) -> tuple[int, float]:
