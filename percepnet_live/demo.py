@@ -25,11 +25,12 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from .constants import SAMPLE_RATE
+from .engine.environ import temporary_environ
 from .errors import UserError
 
 DEMO_SOURCE = "percepnet_demo_mic"
@@ -281,20 +282,6 @@ class Recorder:
                 self.proc.wait()
 
 
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -338,7 +325,7 @@ def run_demo(record: Path | None = None, seconds: float | None = None, show_moni
         else:
             say(f"using the running sound server: {name}")
             env = {}
-        with _env(env):
+        with temporary_environ(env):
             mic = FakeMicrophone(noisy_voice_loop(snr_db))
             mic.start()
             say(f"fake microphone '{DEMO_DESCRIPTION}' ({DEMO_SOURCE}): a CC BY 4.0 VCTK voice in generated noise, "
@@ -390,7 +377,7 @@ def run_demo(record: Path | None = None, seconds: float | None = None, show_moni
         # Clean up completely even if the user presses Ctrl-C again or systemd sends SIGTERM twice.
         old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        with _env(private.env if private else {}):
+        with temporary_environ(private.env if private else {}):
             if rec is not None:
                 rec.stop()
             if loopback_module is not None:

@@ -35,7 +35,7 @@ from ..errors import UserError
 from . import devices as dev
 from .ring import BlockRing, ring_count
 from .soundserver import ServerConnection, ServerUnavailable, VirtualMic
-from .streams import (S_HIST_W, S_IN_CALLBACKS, S_IN_DROPPED, S_IN_OVERFLOWS, S_OUT_CALLBACKS, S_OUT_UNDERFLOWS,
+from .streams import (S_IN_CALLBACKS, S_IN_DROPPED, S_IN_OVERFLOWS, S_OUT_CALLBACKS, S_OUT_UNDERFLOWS,
                       EXCESS_BLOCKS, EXCESS_BLOCKS_PIPEWIRE, S_PT_ACTIVE, S_PT_BLOCKS, S_PT_EVENTS, S_SILENT, S_STALE,
                       Streams, enable_realtime, new_state, open_stream, promote_audio_threads)
 from .worker import DelayProcessor, Telemetry, Worker

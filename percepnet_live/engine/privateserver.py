@@ -38,6 +38,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .environ import temporary_environ
+
 RATE = 48_000
 MIC_SINK = "fake_mic"
 """Null sink the tests play into."""
@@ -332,16 +334,8 @@ class AudioServer:
     @contextlib.contextmanager
     def activate(self) -> Iterator["AudioServer"]:
         """Put this server's variables into ``os.environ`` for the block (in-process PortAudio)."""
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
+        with temporary_environ(self.env):
             yield self
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 class Recording:

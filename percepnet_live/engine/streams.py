@@ -30,7 +30,8 @@ import threading
 import numpy as np
 from numba import njit
 
-from .ring import R, W, ring_count, ring_drop, ring_peek_tag, ring_push
+from .environ import temporary_environ
+from .ring import R, ring_count, ring_drop, ring_peek_tag, ring_push
 
 # -- state indices in st (int64) --------------------------------------------------------------
 S_IN_SEQ = 0          # next input block sequence number
@@ -305,28 +306,19 @@ def open_stream(kind: str, device, rate: int, channels: int, frames: int, latenc
     import sounddevice as sd
 
     var = "PULSE_SOURCE" if kind == "input" else "PULSE_SINK"
-    with _env_lock:
-        saved = os.environ.get(var)
-        saved_prop = os.environ.get("PULSE_PROP")
-        if pulse_name is not None:
-            os.environ[var] = pulse_name
-        os.environ["PULSE_PROP"] = (f"application.name=percepnet-live percepnet_live.stream={role or kind} "
-                                    f"media.role={'phone' if kind == 'input' else 'production'}")
-        try:
-            if hasattr(callback, "address"):  # native: PortAudio calls the compiled function directly
-                return sd._StreamBase(kind=kind, samplerate=rate, blocksize=frames, device=device, channels=channels,
-                                      dtype="float32", latency=latency, callback=callback.address,
-                                      userdata=sd._ffi.cast("void *", userdata.ctypes.data), wrap_callback=None,
-                                      dither_off=True, clip_off=False)
-            cls = sd.InputStream if kind == "input" else sd.OutputStream
-            return cls(device=device, samplerate=rate, channels=channels, blocksize=frames, dtype="float32",
-                       latency=latency, callback=callback, dither_off=True, clip_off=False)
-        finally:
-            for k, v in ((var, saved), ("PULSE_PROP", saved_prop)):
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    changes = {"PULSE_PROP": (f"application.name=percepnet-live percepnet_live.stream={role or kind} "
+                              f"media.role={'phone' if kind == 'input' else 'production'}")}
+    if pulse_name is not None:
+        changes[var] = pulse_name
+    with _env_lock, temporary_environ(changes):
+        if hasattr(callback, "address"):  # native: PortAudio calls the compiled function directly
+            return sd._StreamBase(kind=kind, samplerate=rate, blocksize=frames, device=device, channels=channels,
+                                  dtype="float32", latency=latency, callback=callback.address,
+                                  userdata=sd._ffi.cast("void *", userdata.ctypes.data), wrap_callback=None,
+                                  dither_off=True, clip_off=False)
+        cls = sd.InputStream if kind == "input" else sd.OutputStream
+        return cls(device=device, samplerate=rate, channels=channels, blocksize=frames, dtype="float32",
+                   latency=latency, callback=callback, dither_off=True, clip_off=False)
 
 
 class Streams:
