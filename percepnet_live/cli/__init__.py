@@ -24,15 +24,18 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-app.command("run")(run.run)
-app.command("devices")(devices.devices)
-app.command("denoise")(denoise.denoise)
-app.command("monitor")(monitor.monitor)
-app.command("status")(status.status)
-app.command("demo")(demo.demo)
-app.command("bench")(bench.bench)
-app.command("train")(train.train)
-app.command("eval")(evaluate.evaluate)
+
+
+def _help(fn) -> str:
+    """A command's docstring with each paragraph on one line, so the terminal re-wraps it cleanly."""
+    paragraphs = (fn.__doc__ or "").strip().split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+for _name, _fn in [("run", run.run), ("devices", devices.devices), ("denoise", denoise.denoise),
+                   ("monitor", monitor.monitor), ("status", status.status), ("demo", demo.demo),
+                   ("bench", bench.bench), ("train", train.train), ("eval", evaluate.evaluate)]:
+    app.command(_name, help=_help(_fn))(_fn)
 app.add_typer(service.app, name="service")
 
 
