@@ -14,13 +14,13 @@ from ..errors import UserError
 
 HELP = """Train the PercepNet network (CPU, resumable) and export its weights.
 
-\b
 Recipe (every draw is seeded: the same command gives the same data):
+
  1. Rooms: --rooms shoebox rooms simulated with pyroomacoustics (hybrid
     image-source + ray tracing; 2.5-15 m, RT60 0.15-1.2 s, source
     0.3-4 m from the mic) plus the corpus's rir/train responses;
     cached in CACHE/rirs-*.npz (dev: rooms//10 other rooms + rir/dev).
-\b
+
  2. Mixtures of --seconds each, --hours in total, from CORPUS's train
     split (or any folder with speech/ and noise/ of wav/flac/opus):
     one speaker's clips with 0.1-1 s pauses, speed-perturbed x0.9-1.1
@@ -32,29 +32,32 @@ Recipe (every draw is seeded: the same command gives the same data):
     SNR -5..40 dB, speech level -45..-10 dBFS; 5% speech-only and
     5% noise-only sequences. The dev split (--dev-hours) gives the
     dev loss.
-\b
+
  3. Features and oracle targets come from the runtime's own numba
     frame code (pipeline.training_frames, 20 ms look-ahead), stored
     once as shards in CACHE. Bands above each speech clip's bandwidth
     (MANIFEST.csv bandwidth_hz, or measured) are masked out of the
     loss: band-limited speech never teaches the network to remove or
     invent high frequencies.
-\b
+
  4. Model (--size): dense, 2 causal convs over time, 3 GRUs, a gain
     head (GRU + 34 sigmoids), a strength head (GRU + 34 sigmoids) and
     a VAD output. Loss: PercepNet's (gamma 0.5, 4th-power term with
     C4 = 10, strength term) + 0.05 x VAD cross-entropy. AdamW on
     --batch crops of --crop frames, lr warm-up, then 1/(1+step/20000).
-\b
- 5. Checkpoints in RUN (last.pt; best.pt by dev loss). A chunk stops
-    after --max-minutes or at --steps; --resume continues it. The
-    best checkpoint is exported to --export (pickle-free .npz, float16
-    where no output moves by more than 0.01).
 
-\b
-The shipped weights (exact commands and figures in BENCHMARKS.md):
-  percepnet-live train --corpus ../shared/corpus --max-minutes 100
-  percepnet-live train --corpus ../shared/corpus --resume ...
+ 5. Checkpoints in RUN (last.pt; best.pt by dev loss). A chunk stops
+    after --max-minutes or at --steps; --resume continues it (a lower
+    --lr anneals). The best checkpoint is exported to --export and the
+    chunk's last one next to it as *-last.npz (pickle-free .npz,
+    float16 where no output moves by more than 0.01). --init starts a
+    new run from such a file (checkpoints do not travel; weights do).
+
+From scratch: percepnet-live train --corpus ../shared/corpus --max-minutes 110
+
+More chunks: percepnet-live train --corpus ../shared/corpus --resume --steps N (add --lr 3e-4 to anneal at the end).
+
+The exact commands behind the shipped weights, their data and their scores are in BENCHMARKS.md.
 """
 
 
