@@ -109,7 +109,11 @@ C_SIZE = C_Z + N_BINS
 
 # int64 state
 I_FRAME, I_LOOKAHEAD, I_NTAPS, I_NONFINITE, I_OFFS = 0, 1, 2, 3, 4
-I_SIZE = I_OFFS + N_TAPS + 1
+I_SILENT = I_OFFS + N_TAPS + 1
+I_SIZE = I_SILENT + 1
+
+SILENCE = 1e-6
+"""A hop whose samples all stay below this (-120 dBFS) is digital silence (a muted or idle source)."""
 
 # float64 parameters and scalar outputs
 P_FLOOR, P_MIX, P_POSTFILTER, P_GAINCUT, P_BYPASS, P_CURMIX, P_PERIOD, P_CORR, P_COMB_A, P_VAD = range(10)
@@ -151,8 +155,16 @@ def _coherence(e_a, e_p, c_ap, q):
 
 @njit(nogil=True, cache=True)
 def stage_input(F, I, x):
-    """Stage 1: the new hop enters the history (non-finite samples become 0 and are counted)."""
+    """Stage 1: the new hop enters the history (non-finite samples become 0 and are counted);
+    ``I[I_SILENT]`` counts the consecutive hops of digital silence up to this one."""
     I[I_NONFINITE] = _push(F[F_HIST:F_HIST + HIST_LEN], x, I[I_NONFINITE])
+    silent = True
+    for i in range(HOP):
+        v = x[i]
+        if not (abs(v) < SILENCE):
+            silent = False
+            break
+    I[I_SILENT] = I[I_SILENT] + 1 if silent else 0
 
 
 @njit(nogil=True, cache=True)
@@ -321,9 +333,12 @@ def _frame(F, C, I, P, x, clean, out, pst, net_w, net_s, mode):
     elif net_w is None:
         F[F_GAIN:F_GAIN + N_BANDS] = 1.0
         F[F_STR:F_STR + N_BANDS] = 0.0
-    else:
+    elif I[I_SILENT] <= I[I_LOOKAHEAD] + 2:
         vad = network_step(net_w, net_s, F[F_FEAT:F_FEAT + N_FEATURES], F[F_GAIN:F_GAIN + N_BANDS],
                            F[F_STR:F_STR + N_BANDS])
+    # else: the output window and the look-ahead are digital silence (a muted or idle source): the
+    # output is silent whatever the gains, so the network is not run and its state is held. Run on
+    # digital zeros (never seen in training) its state drifts and took seconds to recover on speech.
     P[P_VAD] = vad
     stage_mix(F, C, I, P)
     stage_synthesis(F, C, I, P, out)

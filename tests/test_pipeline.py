@@ -14,7 +14,7 @@ from numba import njit
 
 from percepnet_live.constants import HOP, N_BANDS, N_FEATURES, SAMPLE_RATE
 from percepnet_live.offline import enhance, enhance_oracle
-from percepnet_live.pipeline import FrameProcessor, training_frames
+from percepnet_live.pipeline import SILENCE, FrameProcessor, training_frames
 
 
 def harmonic_mixture(seconds=2.0, snr_db=0.0, seed=0):
@@ -397,3 +397,25 @@ def test_the_network_sees_at_run_time_exactly_the_training_features_and_its_outp
         np.testing.assert_allclose(proc.strengths, r_ref[t], atol=1e-5)
         np.testing.assert_allclose(proc.gains, g_ref[t], atol=1e-5)       # no postfilter, no limit
         assert abs(proc.vad - v_ref[t]) < 1e-5
+
+
+def test_digital_silence_holds_the_network_state_and_the_network_resumes_on_signal():
+    """A muted or idle source sends exact zeros, which the network never saw in training (run on
+    them, the shipped network's state drifted and took seconds to recover on speech): once the
+    output window and the look-ahead are silent, the network is not run and its state is held."""
+    net = small_network(seed=3)
+    proc = FrameProcessor(network=net)
+    noisy, _ = harmonic_mixture(1.0, snr_db=5.0, seed=4)
+    out = np.zeros(HOP, np.float32)
+    for k in range(noisy.size // HOP):
+        proc.process(noisy[k * HOP:(k + 1) * HOP], out)
+    zeros = np.zeros(HOP, np.float32)
+    for _ in range(proc.lookahead_frames + 3):   # the last signal leaves the output window
+        proc.process(zeros, out)
+    held = [a.copy() for a in net.state]
+    for _ in range(50):
+        proc.process(zeros, out)
+        assert np.max(np.abs(out)) < SILENCE   # below -120 dBFS (comb taps still reach older samples)
+    assert all(np.array_equal(a, b) for a, b in zip(held, net.state))
+    proc.process(noisy[:HOP], out)
+    assert not all(np.array_equal(a, b) for a, b in zip(held, net.state))
