@@ -58,19 +58,13 @@ def read_audio(path: Path | str, stats: dict | None = None) -> tuple[np.ndarray,
     import soundfile as sf
 
     p = Path(path)
-    if not p.exists():
-        raise UserError(f"no such file: {p}")
-    if p.is_dir():
-        raise UserError(f"{p} is a directory, not an audio file")
-    try:
-        with sf.SoundFile(str(p)) as f:
-            rate, channels, frames = f.samplerate, f.channels, f.frames
+    with open_input(p) as f:
+        rate, channels = f.samplerate, f.channels
+        try:
             data = f.read(dtype="float32", always_2d=True)
-    except sf.LibsndfileError as exc:
-        raise UserError(f"cannot read {p} as audio ({exc.error_string if hasattr(exc, 'error_string') else exc})") from None
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise UserError(f"cannot read {p} as audio ({exc})") from None
-    if data.shape[0] == 0 or frames == 0:
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+            raise UserError(f"cannot read {p} as audio ({getattr(exc, 'error_string', None) or exc})") from None
+    if data.shape[0] == 0:
         raise UserError(f"{p} holds no audio samples")
     x = data.mean(axis=1, dtype=np.float64).astype(np.float32) if channels > 1 else data[:, 0].copy()
     x, n_bad, n_over = sanitise(x)   # before resampling: a NaN would smear over the filter length
