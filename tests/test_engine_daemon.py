@@ -21,7 +21,7 @@ from audio_servers import RATE, available, private_pipewire, private_pulseaudio
 
 from percepnet_live import config
 from percepnet_live.constants import HOP, SAMPLE_RATE
-from percepnet_live.engine.bench import voice_like
+from percepnet_live.engine.bench import lag_of, voice_like
 from percepnet_live.engine.daemon import Daemon
 from percepnet_live.engine.worker import DelayProcessor
 
@@ -42,15 +42,6 @@ def unity_processor():
     return FrameProcessor(network=None)
 
 
-
-
-def lag_of(ref: np.ndarray, rec: np.ndarray) -> tuple[int, float]:
-    """Lag (samples) at which ``ref`` best matches inside ``rec``, and the normalised correlation there."""
-    n = len(ref) + len(rec)
-    c = np.fft.irfft(np.conj(np.fft.rfft(ref, n)) * np.fft.rfft(rec, n), n)[: len(rec) - len(ref) + 1]
-    k = int(np.argmax(c))
-    seg = rec[k:k + len(ref)]
-    return k, float(c[k] / (np.linalg.norm(ref) * np.linalg.norm(seg) + 1e-12))
 
 
 def longest_silence(x: np.ndarray, floor: float = 1e-5) -> int:

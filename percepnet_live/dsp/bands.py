@@ -56,12 +56,7 @@ def band_centres_hz() -> np.ndarray:
 def band_energy(spec, energy):
     """Triangle-weighted band energies ``sum_i w_b(i) |X_i|^2`` of ``spec`` (complex64[N_BINS])
     into ``energy`` (float32[N_BANDS])."""
-    energy[:] = 0.0
-    for i in range(N_BINS):
-        p = spec[i].real * spec[i].real + spec[i].imag * spec[i].imag
-        f = BIN_FRAC[i]
-        energy[BIN_LO[i]] += (1.0 - f) * p
-        energy[BIN_HI[i]] += f * p
+    band_corr(spec, spec, energy)
 
 
 @njit(nogil=True, cache=True)

@@ -44,7 +44,8 @@ def voice_like(seconds: float, seed: int = 0) -> np.ndarray:
     return (0.15 * env * voiced + 0.02 * rng.standard_normal(n)).astype(np.float32)
 
 
-def _lag(ref: np.ndarray, rec: np.ndarray) -> tuple[int, float]:
+def lag_of(ref: np.ndarray, rec: np.ndarray) -> tuple[int, float]:
+    """Lag (samples) at which ``ref`` best matches inside ``rec``, and the normalised correlation there."""
     n = len(ref) + len(rec)
     c = np.fft.irfft(np.conj(np.fft.rfft(ref, n)) * np.fft.rfft(rec, n), n)[: len(rec) - len(ref) + 1]
     k = int(np.argmax(c))
@@ -97,8 +98,8 @@ def _probe_once(server, args: list[str], x: np.ndarray, lead_s: float = 3.0) -> 
     finally:
         d.stop()
     both = rec.samples
-    lag_mic, c_mic = _lag(x, both[:, 0])
-    lag_out, c_out = _lag(x, both[:, 1])
+    lag_mic, c_mic = lag_of(x, both[:, 0])
+    lag_out, c_out = lag_of(x, both[:, 1])
     if c_mic < 0.99 or c_out < 0.98:
         return float("nan")
     return 1000.0 * (lag_out - lag_mic) / RATE
@@ -122,7 +123,7 @@ def dropouts(mic: np.ndarray, out: np.ndarray, lag: int, search: int = 2400) -> 
             continue  # silence in the mic: nothing to compare
         n += 1
         lo = max(0, start + lag - search)
-        k, c = _lag(ref, out[lo:start + lag + w + search])
+        k, c = lag_of(ref, out[lo:start + lag + w + search])
         new_lag = lo + k - start
         seg = out[start + new_lag:start + new_lag + w]
         quiet = np.abs(seg) < 1e-5
@@ -208,8 +209,8 @@ def _long_run(server, path_args: list[str], minutes: float, busy: bool, log) -> 
     both = rec.samples
     mic, out = both[:, 0], both[:, 1]
     head = int(4 * RATE)
-    lag_mic, _ = _lag(sig[: 2 * RATE], mic[: head + 4 * RATE])
-    lag_out, c = _lag(sig[: 2 * RATE], out[: head + 4 * RATE])
+    lag_mic, _ = lag_of(sig[: 2 * RATE], mic[: head + 4 * RATE])
+    lag_out, c = lag_of(sig[: 2 * RATE], out[: head + 4 * RATE])
     lag = lag_out - lag_mic
     check = dropouts(mic, out, lag)
     cpu_per_audio_s = (cpu1 - cpu0) / (wall1 - wall0)
