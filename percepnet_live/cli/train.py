@@ -93,6 +93,7 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from ..train.data import RECIPE
     from ..train.features import Dataset, precompute
     from ..train.model import SIZE_PRESETS
     from ..train.rir import cached_pool
@@ -122,8 +123,11 @@ def train(
         dev_extra = corpus / "rir" / "dev"
         cached_pool(dev_rir_path, max(rooms // 10, 1) if rooms else 0, seed + 1000, dev_extra if dev_extra.is_dir() else None)
 
+    def feature_dir(split: str) -> Path:
+        return cache / f"features-{split}-s{seed}-{seconds:g}s-r{RECIPE}"
+
     def build(split: str, h: float, rp: Path) -> Path:
-        folder = cache / f"features-{split}-s{seed}-{seconds:g}s"
+        folder = feature_dir(split)
         with bar(f"precomputing {split} features ({h:g} h)") as p:
             t = p.add_task(split, total=1)
 
@@ -141,7 +145,7 @@ def train(
 
     dev_dir = build("dev", dev_hours, dev_rir_path) if dev_hours > 0 else None
     n_train_shards = max(1, int(-(-hours * 3600 // (seconds * 32))))
-    train_dir = cache / f"features-train-s{seed}-{seconds:g}s"
+    train_dir = feature_dir("train")
     if prepare_only or dev_dir is None:
         build("train", hours, rir_path)
         if prepare_only:

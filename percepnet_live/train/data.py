@@ -16,8 +16,10 @@ One training sequence (``make_sequence``), all draws from one seeded generator:
     * reverberation (55 %): speech convolved with a simulated room (``rir.py``); the target is the
       same speech convolved with the room's early part (direct path + 50 ms);
     * noise: 1-3 layers, each a corpus noise clip (looped with crossfades, speed x0.8-1.25, its own
-      tilt/EQ), babble (3-7 other training speakers summed) or synthetic coloured noise (white to
-      brown, with a mains hum half the time), layered 0-15 dB apart; 30 % of noises reverberated;
+      tilt/EQ, a third of them under a slow swelling envelope; 50 %), babble (3-7 other training
+      speakers summed; 15 %) or a procedural noise from ``synth`` (shaped broadband, tonal hum and
+      whine, swelling, clicks; a mains hum added 30 % of the time; 35 %), layered 0-15 dB apart;
+      30 % of noises reverberated;
     * SNR uniform in -5..40 dB (active speech level against the noise power), active speech level
       uniform in -45..-10 dBFS, then the whole mixture scaled down if its peak would exceed 0.99.
 
@@ -36,11 +38,16 @@ import numpy as np
 
 from ..constants import BAND_PEAKS, BIN_HZ, HOP, N_BANDS, SAMPLE_RATE
 from ..errors import UserError
+from . import synth
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus")
 HIGHPASS_HZ = 20.0
 ACTIVE_RANGE_DB = 40.0
 """A 10 ms frame counts as active speech when its energy is within this many dB of the loudest."""
+
+RECIPE = 2
+"""Version of the mixture recipe below: feature folders are named and checked by it (1: corpus noise,
+babble and coloured noise; 2: the procedural noises of ``synth`` and swelling corpus noises)."""
 
 SNR_DB = (-5.0, 40.0)
 SPEECH_LEVEL_DBFS = (-45.0, -10.0)
@@ -49,6 +56,10 @@ P_SPEECH_ONLY = 0.05
 P_NOISE_ONLY = 0.05
 P_REVERB = 0.55
 P_NOISE_REVERB = 0.3
+P_BABBLE = 0.15
+P_SYNTHETIC = 0.35
+"""Share of noise layers drawn from ``synth`` (the corpus has ~20 minutes of noise: lean on them)."""
+P_NOISE_SWELL = 0.3
 SPEED_RANGE = (0.9, 1.1)
 NOISE_SPEED_RANGE = (0.8, 1.25)
 TAIL_S = 0.3
@@ -304,7 +315,7 @@ def _speech_track(corpus: Corpus, rng: np.random.Generator, n: int, speaker: str
 
 def _noise_layer(corpus: Corpus, rng: np.random.Generator, n: int, exclude_speaker: str | None) -> tuple[np.ndarray, str]:
     u = rng.random()
-    if u < 0.15 and len(corpus.speakers) > 3:
+    if u < P_BABBLE and len(corpus.speakers) > 3:
         others = [s for s in corpus.speakers if s != exclude_speaker]
         k = int(rng.integers(3, 8))
         chosen = rng.choice(len(others), size=min(k, len(others)), replace=False)
@@ -315,25 +326,24 @@ def _noise_layer(corpus: Corpus, rng: np.random.Generator, n: int, exclude_speak
             if p > 0:
                 y += t / np.sqrt(p) * 10 ** (rng.uniform(-6, 0) / 20)
         return y, "babble"
-    if u < 0.30:
-        white = rng.standard_normal(n)
-        slope = rng.uniform(-2.0, 0.5)          # spectral slope in (1/f)^(-slope/2): 0 white, -2 brown
-        spec = np.fft.rfft(white)
-        f = np.maximum(np.fft.rfftfreq(n, 1 / SAMPLE_RATE), 20.0)
-        y = np.fft.irfft(spec * (f / 1000.0) ** (slope / 2), n)
-        if rng.random() < 0.5:
-            mains = 50.0 if rng.random() < 0.5 else 60.0
+    if u < P_BABBLE + P_SYNTHETIC:
+        y, name = synth.random_noise(n, rng)
+        if rng.random() < 0.3:
             t = np.arange(n) / SAMPLE_RATE
+            mains = 50.0 if rng.random() < 0.5 else 60.0
             hum = sum(np.sin(2 * np.pi * mains * h * t + rng.uniform(0, 2 * np.pi)) / h for h in range(1, 8))
-            y = y / np.sqrt(np.mean(y ** 2) + 1e-20) + hum * 10 ** (rng.uniform(-20, 10) / 20)
-        return colour(y, rng), "synthetic"
+            y = y + hum / np.sqrt(np.mean(hum ** 2)) * 10 ** (rng.uniform(-20, 10) / 20)
+        return colour(y, rng), name
     clip = corpus.noise[int(rng.integers(len(corpus.noise)))]
     x, sr = corpus.read(clip)
     speed = float(rng.uniform(*NOISE_SPEED_RANGE)) if rng.random() < 0.5 else 1.0
     y = resample(x, sr * speed)
     if len(y) == 0 or not np.any(y):
         y = rng.standard_normal(SAMPLE_RATE)
-    return colour(loop_to(y, n, rng), rng), clip.category
+    y = loop_to(y, n, rng)
+    if rng.random() < P_NOISE_SWELL:
+        y = synth.modulate(y, rng)
+    return colour(y, rng), clip.category
 
 
 def make_sequence(corpus: Corpus, rirs, rng: np.random.Generator, seconds: float) -> Sequence:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import HOP, N_BANDS, N_FEATURES, SAMPLE_RATE
-from .data import Corpus, make_sequence, scan_corpus, valid_bands
+from .data import RECIPE, Corpus, make_sequence, scan_corpus, valid_bands
 
 SHARD_SEQS = 32
 VAD_RANGE_DB = 40.0
@@ -159,13 +159,14 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
     todo = [i for i in range(n_shards) if not (out_dir / f"shard_{i:05d}.npz").is_file()]
     desc = {"corpus": str(corpus_root), "split": split, "hours": hours, "seconds": seconds, "seed": seed,
             "rirs": str(rir_path) if rir_path else None, "lookahead_ms": lookahead_ms, "shard_seqs": SHARD_SEQS,
-            "n_shards": n_shards, "frame_code": frame_code_hash()}
+            "n_shards": n_shards, "frame_code": frame_code_hash(), "recipe": RECIPE}
     old = out_dir / "dataset.json"
     if old.is_file():
         prev = json.loads(old.read_text())
         if prev.get("mixed_frame_code"):
             desc["mixed_frame_code"] = prev["mixed_frame_code"]
-        for k in ("corpus", "split", "seconds", "seed", "lookahead_ms", "shard_seqs", "frame_code"):
+        prev.setdefault("recipe", 1)
+        for k in ("corpus", "split", "seconds", "seed", "lookahead_ms", "shard_seqs", "recipe", "frame_code"):
             if prev.get(k) == desc[k]:
                 continue
             if k == "frame_code" and accept_stale and todo:
