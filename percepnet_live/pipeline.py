@@ -50,10 +50,7 @@ from .dsp.pitch import PITCH_HISTORY, new_pitch_state, pitch_step
 from .dsp.postfilter import apply_floor, limit_to_floor, postfilter
 from .dsp.stft import WIN, analyse, synthesise
 
-try:  # the network is optional at import time: the DSP path runs (unity gains) without it
-    from .model.network import network_step
-except ImportError:  # pragma: no cover - only while the model package is absent
-    network_step = None
+from .model.network import clear_state, network_step
 
 LOOKAHEAD_MS = (0, 10, 20)
 """Look-ahead settings: 0, 1 or 2 hops."""
@@ -336,9 +333,12 @@ def _frame(F, C, I, P, x, clean, out, pst, net_w, net_s, mode):
     elif I[I_SILENT] <= I[I_LOOKAHEAD] + 2:
         vad = network_step(net_w, net_s, F[F_FEAT:F_FEAT + N_FEATURES], F[F_GAIN:F_GAIN + N_BANDS],
                            F[F_STR:F_STR + N_BANDS])
-    # else: the output window and the look-ahead are digital silence (a muted or idle source): the
-    # output is silent whatever the gains, so the network is not run and its state is held. Run on
-    # digital zeros (never seen in training) its state drifts and took seconds to recover on speech.
+    elif I[I_SILENT] == I[I_LOOKAHEAD] + 3:
+        clear_state(net_s)
+    # From then on the output window and the look-ahead are digital silence (a muted or idle
+    # source): the output is silent whatever the gains, so the network is not run, and its state
+    # went back to the fresh start it was trained from. Frames of digital zeros, never seen in
+    # training, left it in a state that under-estimated speech for seconds once the signal came.
     P[P_VAD] = vad
     stage_mix(F, C, I, P)
     stage_synthesis(F, C, I, P, out)

@@ -251,6 +251,13 @@ def _gru_step(wi, wh, bi, bh, x, h, gi, gh):
 
 
 @njit(nogil=True, cache=True)
+def clear_state(state):
+    """Zero every array of a NetworkState in place: the fresh start the network was trained from."""
+    for a in state:
+        a[:] = np.float32(0.0)
+
+
+@njit(nogil=True, cache=True)
 def network_step(weights, state, features, gains_out, strengths_out):
     """Run one frame: features float32[N_FEATURES] -> gains_out, strengths_out float32[N_BANDS]
     in [0, 1] (written in place). Returns the voice activity in [0, 1]. Allocates nothing."""
