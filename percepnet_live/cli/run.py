@@ -21,6 +21,7 @@ def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Settings file (YAML); see config/percepnet-live.yaml."),
     model: Optional[str] = typer.Option(None, "--model", help="Weights .npz file instead of the shipped weights."),
     attenuation_limit: Optional[float] = typer.Option(None, "--attenuation-limit", help="Never suppress more than this many dB (0-100)."),
+    mix: Optional[float] = typer.Option(None, "--mix", help="Dry/wet mix, 0.0 (input, delay-matched) to 1.0 (fully processed) (config: processing.mix, default 1.0)."),
     lookahead_ms: Optional[int] = typer.Option(None, "--lookahead-ms", help="Comb look-ahead: 0, 10 or 20 ms (algorithmic delay = 10 ms + look-ahead)."),
     prefill: Optional[int] = typer.Option(None, "--prefill", help="10 ms blocks queued before the output starts (jitter margin)."),
     passthrough: bool = typer.Option(False, "--passthrough", help="No suppression: the same audio path without PercepNet (latency baseline, or to check the routing)."),
@@ -44,7 +45,7 @@ def run(
     cfg = cfgmod.load(config, {
         "input": _device(input), "output": _device(output), "processing.model": model,
         "processing.attenuation_limit_db": attenuation_limit, "processing.lookahead_ms": lookahead_ms,
-        "audio.prefill_blocks": prefill, "log_level": "debug" if verbose else log_level,
+        "processing.mix": mix, "audio.prefill_blocks": prefill, "log_level": "debug" if verbose else log_level,
     })
     logging.basicConfig(level=getattr(logging, cfg["log_level"].upper()), format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("percepnet_live")

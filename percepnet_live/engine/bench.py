@@ -7,7 +7,9 @@ started. Each daemon is a real ``percepnet-live run`` subprocess; its CPU time c
 ``/proc/<pid>/stat`` (all its threads: callbacks, worker, supervisor, Python overhead).
 
 1. Delay: ``runs`` alternating measurements of a plain passthrough daemon (``--passthrough``: same
-   rings, streams and worker, no processing) and the PercepNet daemon (the shipped weights, or
+   rings, streams and worker, no processing) and the PercepNet daemon (the shipped weights with the
+   output mixed dry, ``--mix 0``: the network runs on every frame but the output is the
+   delay-matched input, so it can be compared with the mic exactly; or, without weights,
    ``--no-network``: the full signal path with unity gains); medians.
 2. Long run: the PercepNet daemon for ``minutes`` on a continuous voice-like signal while, if
    asked, a busy-loop process keeps another core busy. The recording is cut into 250 ms windows;
@@ -164,8 +166,12 @@ def run_daemon_bench(runs: int = 3, minutes: float = 10.0, busy: bool = True, no
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     if no_network is None:
         no_network = not Network.default_available()
-    path_args = ["--no-network"] if no_network else []
-    label = "PercepNet signal path, unity gains (--no-network)" if no_network else "PercepNet with the shipped weights"
+    # With weights the network runs on every frame, but the output is the delay-matched input
+    # (--mix 0), so the recording can be compared with the mic sample by sample: same work, same
+    # threads, same delay, and a dropout check that does not depend on what the network removes.
+    path_args = ["--no-network"] if no_network else ["--mix", "0"]
+    label = ("PercepNet signal path, unity gains (--no-network)" if no_network
+             else "PercepNet with the shipped weights, output mixed dry (--mix 0)")
     res: dict = {"path": label, "runs": runs}
     x = voice_like(2.0, seed=3)
     with private_pulseaudio(mic=False) as server:
