@@ -209,6 +209,24 @@ def cpu_per_audio_second(x: np.ndarray, runs: int, network=None) -> dict:
             "ratio": float(np.median(ours) / np.median(base)), "seconds": seconds, "runs": runs}
 
 
+def rnnoise_cpu_per_audio_second(x: np.ndarray, runs: int) -> dict | None:
+    """RNNoise's CPU seconds per audio second on the same signal (median over runs), through the
+    evaluation's RNNoise system; None when the ``[eval]`` extra (pyrnnoise) is not installed."""
+    try:
+        from .evaluation.systems import rnnoise_system
+
+        system = rnnoise_system()
+    except ImportError:
+        return None
+    system.run(x[:SAMPLE_RATE], x[:SAMPLE_RATE])       # warm
+    costs = []
+    for _ in range(runs):
+        system.cpu_s = system.audio_s = 0.0
+        system.run(x, x)
+        costs.append(system.cpu_per_audio_s)
+    return {"rnnoise": float(np.median(costs)), "seconds": len(x) / SAMPLE_RATE, "runs": runs}
+
+
 _COMPILE_SNIPPET = """
 import time, numpy as np
 t0 = time.perf_counter()
@@ -258,6 +276,9 @@ def run_all(seconds: float = 10.0, runs: int = 5, long_seconds: float = 60.0, ne
     result["cpu"] = cpu_per_audio_second(long, max(1, runs // 2 + 1))
     if network is not None:
         result["cpu_network"] = cpu_per_audio_second(long, max(1, runs // 2 + 1), network)
+    rn = rnnoise_cpu_per_audio_second(long, max(1, runs // 2 + 1))
+    if rn is not None:
+        result["cpu_rnnoise"] = rn
     if compile_probe:
         result["compile"] = compile_times()
     return result

@@ -74,6 +74,11 @@ def bench(
         cn = res["cpu_network"]
         cpu_line += (f"\nwith the network: {cn['ours']:.4f} CPU s per audio s ({100 * cn['ours']:.2f}% of a core; "
                      f"ratio to the baseline {cn['ratio']:.2f})")
+    if "cpu_rnnoise" in res:
+        r = res["cpu_rnnoise"]["rnnoise"]
+        ours = res.get("cpu_network", c)["ours"]
+        cpu_line += (f"\nRNNoise (pyrnnoise) on the same signal, same run: {r:.4f} CPU s per audio s "
+                     f"({100 * r:.2f}% of a core); ours / RNNoise = {ours / r:.2f}")
     comp_lines = []
     if "compile" in res:
         for label, v in res["compile"].items():
