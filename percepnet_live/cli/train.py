@@ -26,12 +26,15 @@ Recipe (every draw is seeded: the same command gives the same data):
     one speaker's clips with 0.1-1 s pauses, speed-perturbed x0.9-1.1
     (pitch and tempo), random 2nd-order spectral tilt and peaking EQ;
     55% reverberant, target = direct path + 50 ms of early reflections;
-    1-3 noise layers: corpus noise (looped, speed x0.8-1.25, own
-    tilt/EQ), babble of 3-7 other training speakers, or synthetic
-    coloured noise with mains hum; 30% of noises reverberant;
-    SNR -5..40 dB, speech level -45..-10 dBFS; 5% speech-only and
-    5% noise-only sequences. The dev split (--dev-hours) gives the
-    dev loss.
+    1-3 noise layers: corpus noise (50%: looped, speed x0.8-1.25, own
+    tilt/EQ, a third under a slow swelling envelope), babble of 3-7
+    other training speakers (15%), or a procedural noise (35%:
+    randomly shaped broadband, tonal hum/whine, swelling, clicks;
+    train/synth.py); 30% of noises reverberant; SNR -5..40 dB,
+    speech level -45..-10 dBFS; 5% speech-only and 5% noise-only
+    sequences. The dev split (--dev-hours) gives the dev loss.
+    Feature folders are named after the seed, the sequence length
+    and the recipe version (CACHE/features-train-s1-8s-r2).
 
  3. Features and oracle targets come from the runtime's own numba
     frame code (pipeline.training_frames, 20 ms look-ahead), stored
