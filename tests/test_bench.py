@@ -47,3 +47,23 @@ def test_bench_command_writes_json(tmp_path):
     assert data["frames_per_run"] == SAMPLE_RATE // HOP
     assert {s["name"] for s in data["stages"]} >= {"input", "pitch", "analysis (FFT, bands)"}
     assert data["cpu"]["ours"] > 0 and data["cpu"]["baseline"] > 0
+
+
+def test_dropout_check_flags_gaps_and_lag_moves_but_not_the_signal_onset():
+    from percepnet_live.engine.bench import dropouts, voice_like
+
+    rate, lag = 48000, 4800
+    sig = voice_like(6.0, seed=2)
+    mic = np.concatenate([np.zeros(int(1.05 * rate), np.float32), sig])   # onset inside a window
+    out = np.concatenate([np.zeros(lag, np.float32), mic])
+    clean = dropouts(mic, out, lag)
+    assert clean["dropout_windows"] == 0 and clean["windows"] > 20
+
+    gap = out.copy()
+    gap[3 * rate:3 * rate + 960] = 0.0                                   # 20 ms lost, timing kept
+    r = dropouts(mic, gap, lag)
+    assert r["gap_windows"] >= 1 and r["lag_moves"] == 0
+
+    late = np.concatenate([out[:4 * rate], np.zeros(480, np.float32), out[4 * rate:]])  # 10 ms inserted
+    r = dropouts(mic, late, lag)
+    assert r["lag_moves"] == 1 and r["dropout_windows"] >= 1

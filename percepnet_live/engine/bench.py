@@ -113,7 +113,7 @@ def dropouts(mic: np.ndarray, out: np.ndarray, lag: int, search: int = 2400) -> 
     For each window with signal, the lag of the output is searched within +-``search`` samples of
     the previous window's lag. A window is a *dropout* when the output there is not the mic signal
     (normalised correlation < 0.99 at the best lag), holds a run of near-silence longer than one
-    block, or the lag moved (samples were skipped or repeated: each move counts once).
+    block where the mic is not silent, or the lag moved (samples were skipped or repeated: each move counts once).
     Returns counts, the times of the first bad windows and the lags seen."""
     w = int(WINDOW_S * RATE)
     bad, moves, low, gaps, n = 0, 0, 0, 0, 0
@@ -128,7 +128,8 @@ def dropouts(mic: np.ndarray, out: np.ndarray, lag: int, search: int = 2400) -> 
         k, c = lag_of(ref, out[lo:start + lag + w + search])
         new_lag = lo + k - start
         seg = out[start + new_lag:start + new_lag + w]
-        quiet = np.abs(seg) < 1e-5
+        # silent output where the mic is silent too (the signal's onset inside a window) is no gap
+        quiet = (np.abs(seg) < 1e-5) & (np.abs(ref) >= 1e-5)
         run = gap = 0
         for q in quiet:
             run = run + 1 if q else 0
