@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..osthread import name_os_thread
 from ..errors import UserError
 from . import protocol as P
 
@@ -58,16 +59,6 @@ class _Client:
         self.next_tick = 0
         self.closing = False  # close once outbuf is flushed
         self.dropped = 0
-
-
-def _name_os_thread(name: bytes) -> None:
-    """Give the calling thread a kernel-visible name (``top -H``, ``/proc/PID/task/TID/comm``)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(15, ctypes.c_char_p(name[:15]), 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
 
 
 THREAD_NAME = b"pnl-control"
@@ -211,7 +202,7 @@ class ControlServer:
     # -- the thread ----------------------------------------------------------------------------
     def _serve(self) -> None:
         assert self._ep is not None and self._listener is not None
-        _name_os_thread(THREAD_NAME)
+        name_os_thread(THREAD_NAME)
         poll, listen_fd, wake_fd, clients = self._ep.poll, self._listener.fileno(), self._wake_r, self._clients
         while self._running:
             try:

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..constants import HOP, N_BANDS, SAMPLE_RATE
+from ..osthread import name_os_thread
 from .resample import BlockResampler, downmix
 from .ring import ring_pop, ring_push
 from .streams import S_NEXT, realtime_thread
@@ -127,6 +128,10 @@ class Telemetry:
         return float(t[n // 2]), float(t[min(n - 1, int(math.ceil(0.99 * n)) - 1)]), float(t[-1])
 
 
+THREAD_NAME = b"pnl-worker"
+"""Kernel name of the worker thread (per-thread CPU figures read it)."""
+
+
 class Worker(threading.Thread):
     """Consumes the input ring, runs ``processor``, produces the output ring."""
 
@@ -159,6 +164,7 @@ class Worker(threading.Thread):
             self.error = exc
 
     def _loop(self) -> None:
+        name_os_thread(THREAD_NAME)
         if self.realtime:
             # below PortAudio's callback threads, above everything else of ours
             self.is_realtime = realtime_thread(WORKER_RT_PRIORITY)
