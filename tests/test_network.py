@@ -36,7 +36,7 @@ def test_numba_matches_torch_frame_by_frame_over_many_frames(tmp_path):
     with torch.no_grad():
         g, r, v = m(torch.from_numpy(feats)[None])
     export_model(m, tmp_path / "w.npz", allow_half=False)
-    net = Network.load(tmp_path / "w.npz")
+    net = Network.load(tmp_path / "w.npz", precision="float32")
     gains = np.zeros((len(feats), N_BANDS), np.float32)
     strengths = np.zeros_like(gains)
     vad = np.zeros(len(feats), np.float32)
@@ -48,6 +48,31 @@ def test_numba_matches_torch_frame_by_frame_over_many_frames(tmp_path):
     # the outputs really vary (the comparison is not between two constant vectors)
     assert gains.std() > 0.05 and strengths.std() > 0.05 and vad.std() > 0.01
     assert 0.0 <= gains.min() and gains.max() <= 1.0
+
+
+def test_int8_runtime_weights_stay_close_to_float32_and_use_a_quarter_of_the_memory(tmp_path):
+    """The runtime holds matrices as int8 with a scale per row; on the shipped weights and on
+    feature sequences like the pipeline's, gains, strengths and VAD move by about 1e-3."""
+    path = tmp_path / "w.npz"
+    if Network.default_available():
+        path = None
+    else:
+        export_model(random_model(5, spread=0.5), path, allow_half=False)
+    exact = Network.load(path, precision="float32")
+    small = Network.load(path)
+    assert small.precision == "int8" and exact.precision == "float32"
+    assert small.weights.fc_w.dtype == np.int8
+    assert small.matrix_bytes * 4 == exact.matrix_bytes
+    assert small.n_weights == exact.n_weights
+    rng = np.random.default_rng(6)
+    mean = exact.weights.in_mean
+    std = 1.0 / exact.weights.in_scale
+    feats = (mean + std * np.cumsum(rng.standard_normal((1000, N_FEATURES)), axis=0) / 10).astype(np.float32)
+    g0, r0, v0 = exact.run(feats)
+    g1, r1, v1 = small.run(feats)
+    assert g0.std() > 0.02                        # the outputs do vary
+    assert np.abs(g1 - g0).mean() < 5e-3 and np.abs(g1 - g0).max() < 0.05
+    assert np.abs(r1 - r0).mean() < 5e-3 and np.abs(v1 - v0).max() < 0.05
 
 
 def test_reset_restarts_the_stream_and_state_carries_over_otherwise(tmp_path):

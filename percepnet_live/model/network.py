@@ -12,9 +12,10 @@ PercepNet's structure, sized by measurement (see BENCHMARKS.md):
 
 The GRU equations are exactly ``torch.nn.GRU``'s (gate order r, z, n; the reset gate multiplies
 ``W_hn h + b_hn``), so the PyTorch model in ``percepnet_live.train.model`` and this code compute the
-same numbers; ``tests/test_network.py`` checks it. Weights are float32 row-major ``[out, in]``
-matrices and every matrix-vector product walks a row contiguously (a dot product the compiler
-vectorises). Conv layers keep their last K input frames, oldest first, in the state, so a
+same numbers; ``tests/test_network.py`` checks it (with float32 matrices). Matrices are row-major
+``[out, in]`` with one scale per row, and every matrix-vector product walks a row contiguously (a
+dot product the compiler vectorises); the runtime holds them as int8 (``RUNTIME_PRECISION``), a
+quarter of float32's memory traffic, with float32 accumulation. Conv layers keep their last K input frames, oldest first, in the state, so a
 convolution is one matrix-vector product over that history.
 
 All per-stream memory (GRU states, conv histories, scratch vectors) is allocated once in
@@ -93,9 +94,37 @@ class NetworkWeights(NamedTuple):
     str_b: np.ndarray
     vad_w: np.ndarray     # [1, cat]
     vad_b: np.ndarray     # [1]
+    # per-row scales of the matrices above (ones for float32 weights; see ``quantize``)
+    fc_w_row_scale: np.ndarray
+    conv1_w_row_scale: np.ndarray
+    conv2_w_row_scale: np.ndarray
+    gru1_wi_row_scale: np.ndarray
+    gru1_wh_row_scale: np.ndarray
+    gru2_wi_row_scale: np.ndarray
+    gru2_wh_row_scale: np.ndarray
+    gru3_wi_row_scale: np.ndarray
+    gru3_wh_row_scale: np.ndarray
+    gain_gru_wi_row_scale: np.ndarray
+    gain_gru_wh_row_scale: np.ndarray
+    gain_w_row_scale: np.ndarray
+    str_gru_wi_row_scale: np.ndarray
+    str_gru_wh_row_scale: np.ndarray
+    str_w_row_scale: np.ndarray
+    vad_w_row_scale: np.ndarray
 
 
-WEIGHT_NAMES = NetworkWeights._fields
+SCALE_SUFFIX = "_row_scale"
+WEIGHT_NAMES = tuple(n for n in NetworkWeights._fields if not n.endswith(SCALE_SUFFIX))
+"""The arrays of a weights file (the scales exist only in memory)."""
+
+MATRIX_NAMES = tuple(n[: -len(SCALE_SUFFIX)] for n in NetworkWeights._fields if n.endswith(SCALE_SUFFIX))
+
+PRECISIONS = ("int8", "float32")
+RUNTIME_PRECISION = "int8"
+"""How the runtime holds the matrices: int8 with one float32 scale per row (a quarter of the
+memory traffic: the worker wakes every 10 ms with its caches cold, and fetching 3 MB of float32
+weights then cost more than the arithmetic; see BENCHMARKS.md), or float32 (exactly the PyTorch
+model's numbers; the equivalence test uses it)."""
 
 
 class NetworkState(NamedTuple):
@@ -206,14 +235,15 @@ def new_state(sizes: Sizes) -> NetworkState:
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _matvec(w, b, x, out, out_offset):
-    """out[out_offset + o] = b[o] + sum_i w[o, i] x[i] (float32, row-major walk)."""
+def _matvec(w, scale, b, x, out, out_offset):
+    """out[out_offset + o] = b[o] + scale[o] sum_i w[o, i] x[i] (float32 accumulation, row-major
+    walk; ``w`` float32 or int8)."""
     n_out, n_in = w.shape
     for o in range(n_out):
         acc = np.float32(0.0)
         for i in range(n_in):
-            acc += w[o, i] * x[i]
-        out[out_offset + o] = b[o] + acc
+            acc += np.float32(w[o, i]) * x[i]
+        out[out_offset + o] = b[o] + scale[o] * acc
 
 
 @njit(nogil=True, cache=True)
@@ -236,13 +266,13 @@ def _shift_history(hist, width):
 
 
 @njit(nogil=True, cache=True)
-def _gru_step(wi, wh, bi, bh, x, h, gi, gh):
-    """One torch.nn.GRU step, in place on h:
+def _gru_step(wi, wis, wh, whs, bi, bh, x, h, gi, gh):
+    """One torch.nn.GRU step, in place on h (``wis``/``whs``: row scales of ``wi``/``wh``):
     r = s(Wir x + bir + Whr h + bhr), z = s(Wiz x + biz + Whz h + bhz),
     n = tanh(Win x + bin + r (Whn h + bhn)), h' = (1 - z) n + z h."""
     hn = h.shape[0]
-    _matvec(wi, bi, x, gi, 0)
-    _matvec(wh, bh, h, gh, 0)
+    _matvec(wi, wis, bi, x, gi, 0)
+    _matvec(wh, whs, bh, h, gh, 0)
     for j in range(hn):
         r = _sigmoid(gi[j] + gh[j])
         z = _sigmoid(gi[hn + j] + gh[hn + j])
@@ -271,25 +301,28 @@ def network_step(weights, state, features, gains_out, strengths_out):
     d = w.fc_w.shape[0]
     _shift_history(s.conv1_hist, d)
     off1 = s.conv1_hist.shape[0] - d
-    _matvec(w.fc_w, w.fc_b, s.x, s.conv1_hist, off1)
+    _matvec(w.fc_w, w.fc_w_row_scale, w.fc_b, s.x, s.conv1_hist, off1)
     _tanh_inplace(s.conv1_hist, off1, off1 + d)
 
     # conv1 over the last K1 dense outputs -> newest slot of the conv2 history
     c1 = w.conv1_w.shape[0]
     _shift_history(s.conv2_hist, c1)
     off2 = s.conv2_hist.shape[0] - c1
-    _matvec(w.conv1_w, w.conv1_b, s.conv1_hist, s.conv2_hist, off2)
+    _matvec(w.conv1_w, w.conv1_w_row_scale, w.conv1_b, s.conv1_hist, s.conv2_hist, off2)
     _tanh_inplace(s.conv2_hist, off2, off2 + c1)
 
     # conv2 over the last K2 conv1 outputs -> head of cat
     c2 = w.conv2_w.shape[0]
-    _matvec(w.conv2_w, w.conv2_b, s.conv2_hist, s.cat, 0)
+    _matvec(w.conv2_w, w.conv2_w_row_scale, w.conv2_b, s.conv2_hist, s.cat, 0)
     _tanh_inplace(s.cat, 0, c2)
 
     # trunk GRUs
-    _gru_step(w.gru1_wi, w.gru1_wh, w.gru1_bi, w.gru1_bh, s.cat[:c2], s.h1, s.gi, s.gh)
-    _gru_step(w.gru2_wi, w.gru2_wh, w.gru2_bi, w.gru2_bh, s.h1, s.h2, s.gi, s.gh)
-    _gru_step(w.gru3_wi, w.gru3_wh, w.gru3_bi, w.gru3_bh, s.h2, s.h3, s.gi, s.gh)
+    _gru_step(w.gru1_wi, w.gru1_wi_row_scale, w.gru1_wh, w.gru1_wh_row_scale, w.gru1_bi, w.gru1_bh, s.cat[:c2], s.h1,
+              s.gi, s.gh)
+    _gru_step(w.gru2_wi, w.gru2_wi_row_scale, w.gru2_wh, w.gru2_wh_row_scale, w.gru2_bi, w.gru2_bh, s.h1, s.h2,
+              s.gi, s.gh)
+    _gru_step(w.gru3_wi, w.gru3_wi_row_scale, w.gru3_wh, w.gru3_wh_row_scale, w.gru3_bi, w.gru3_bh, s.h2, s.h3,
+              s.gi, s.gh)
     k = c2
     for j in range(s.h1.shape[0]):
         s.cat[k + j] = s.h1[j]
@@ -301,18 +334,20 @@ def network_step(weights, state, features, gains_out, strengths_out):
         s.cat[k + j] = s.h3[j]
 
     # heads
-    _gru_step(w.gain_gru_wi, w.gain_gru_wh, w.gain_gru_bi, w.gain_gru_bh, s.cat, s.hg, s.gi, s.gh)
-    _matvec(w.gain_w, w.gain_b, s.hg, gains_out, 0)
-    _gru_step(w.str_gru_wi, w.str_gru_wh, w.str_gru_bi, w.str_gru_bh, s.cat, s.hs, s.gi, s.gh)
-    _matvec(w.str_w, w.str_b, s.hs, strengths_out, 0)
+    _gru_step(w.gain_gru_wi, w.gain_gru_wi_row_scale, w.gain_gru_wh, w.gain_gru_wh_row_scale, w.gain_gru_bi,
+              w.gain_gru_bh, s.cat, s.hg, s.gi, s.gh)
+    _matvec(w.gain_w, w.gain_w_row_scale, w.gain_b, s.hg, gains_out, 0)
+    _gru_step(w.str_gru_wi, w.str_gru_wi_row_scale, w.str_gru_wh, w.str_gru_wh_row_scale, w.str_gru_bi,
+              w.str_gru_bh, s.cat, s.hs, s.gi, s.gh)
+    _matvec(w.str_w, w.str_w_row_scale, w.str_b, s.hs, strengths_out, 0)
     for b in range(gains_out.shape[0]):
         gains_out[b] = _sigmoid(gains_out[b])
         strengths_out[b] = _sigmoid(strengths_out[b])
 
-    acc = w.vad_b[0]
+    acc = np.float32(0.0)
     for i in range(s.cat.shape[0]):
-        acc += w.vad_w[0, i] * s.cat[i]
-    return _sigmoid(acc)
+        acc += np.float32(w.vad_w[0, i]) * s.cat[i]
+    return _sigmoid(w.vad_b[0] + w.vad_w_row_scale[0] * acc)
 
 
 @njit(nogil=True, cache=True)
@@ -391,7 +426,22 @@ def weights_from_arrays(arrays: dict[str, np.ndarray], meta: dict, path: Path | 
         if not np.all(np.isfinite(a)):
             raise _fail(path, f"array {name} holds NaN or Inf")
         out[name] = a
+    for name in MATRIX_NAMES:
+        out[name + SCALE_SUFFIX] = np.ones(out[name].shape[0], np.float32)
     return NetworkWeights(**out), sizes
+
+
+def quantize(weights: NetworkWeights) -> NetworkWeights:
+    """The same network with int8 matrices and one float32 scale per row (symmetric: the row's
+    largest magnitude maps to 127); vectors stay float32. Gains move by about 1e-3 (tests)."""
+    out = weights._asdict()
+    for name in MATRIX_NAMES:
+        w = out[name].astype(np.float32) * out[name + SCALE_SUFFIX][:, None]
+        peak = np.max(np.abs(w), axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        out[name] = np.ascontiguousarray(np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8))
+        out[name + SCALE_SUFFIX] = scale
+    return NetworkWeights(**out)
 
 
 def save_weights(path: Path | str, arrays: dict[str, np.ndarray], meta: dict, half: set[str] | None = None) -> None:
@@ -424,14 +474,18 @@ class Network:
 
     def __init__(self, weights: NetworkWeights, sizes: Sizes, meta: dict | None = None, path: Path | None = None):
         self.weights = weights
+        self.precision = "int8" if weights.fc_w.dtype == np.int8 else "float32"
         self.sizes = sizes
         self.meta = dict(meta or {})
         self.path = path
         self.state = new_state(sizes)
 
     @classmethod
-    def load(cls, path: Path | str | None = None) -> "Network":
-        """Load a weights file (None = the weights shipped in the package). UserError if missing or corrupt."""
+    def load(cls, path: Path | str | None = None, precision: str = RUNTIME_PRECISION) -> "Network":
+        """Load a weights file (None = the weights shipped in the package), its matrices held as
+        ``precision`` (``PRECISIONS``). UserError if missing or corrupt."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if path is None:
             if not DEFAULT_WEIGHTS.is_file():
                 raise UserError(f"no trained weights shipped in this installation ({DEFAULT_WEIGHTS} is missing); "
@@ -440,7 +494,7 @@ class Network:
         path = Path(path).expanduser()
         arrays, meta = read_weights_file(path)
         weights, sizes = weights_from_arrays(arrays, meta, path)
-        return cls(weights, sizes, meta, path)
+        return cls(quantize(weights) if precision == "int8" else weights, sizes, meta, path)
 
     @staticmethod
     def default_available() -> bool:
@@ -458,13 +512,18 @@ class Network:
 
     @property
     def n_weights(self) -> int:
-        """Number of parameters (normalisation constants included)."""
-        return int(sum(a.size for a in self.weights))
+        """Number of parameters (normalisation constants included, in-memory row scales not)."""
+        return int(sum(getattr(self.weights, n).size for n in WEIGHT_NAMES))
 
     @property
     def macs_per_frame(self) -> int:
         """Multiply-adds per 10 ms frame (matrix-vector products only)."""
-        return int(sum(a.size for n, a in zip(WEIGHT_NAMES, self.weights) if a.ndim == 2))
+        return int(sum(getattr(self.weights, n).size for n in MATRIX_NAMES))
+
+    @property
+    def matrix_bytes(self) -> int:
+        """Bytes of matrix weights read per frame (what a cold cache has to fetch)."""
+        return int(sum(getattr(self.weights, n).nbytes for n in MATRIX_NAMES))
 
     def step(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Convenience for tests and tools (allocates): one frame -> (gains, strengths, vad)."""

@@ -19,17 +19,18 @@ import time
 import numpy as np
 
 from ..constants import FRAME_MS, N_BANDS, N_FEATURES
-from ..model.network import Network, Sizes, expected_shapes, network_step, weights_from_arrays
+from ..model.network import RUNTIME_PRECISION, Network, Sizes, expected_shapes, network_step, quantize, weights_from_arrays
 
 
-def random_network(sizes: Sizes, seed: int = 0) -> Network:
+def random_network(sizes: Sizes, seed: int = 0, precision: str = RUNTIME_PRECISION) -> Network:
+    """A network of the given sizes with random weights, held as the runtime holds them."""
     rng = np.random.default_rng(seed)
     arrays = {k: (rng.standard_normal(s) * 0.1).astype(np.float32) for k, s in expected_shapes(sizes).items()}
     arrays["in_scale"][:] = 1.0
     meta = {"format_version": 1, "n_features": N_FEATURES, "n_bands": N_BANDS,
             "conv1_k": sizes.conv1_k, "conv2_k": sizes.conv2_k}
     w, s = weights_from_arrays(arrays, meta)
-    return Network(w, s)
+    return Network(quantize(w) if precision == "int8" else w, s)
 
 
 def time_network(net: Network, frames: int, repeats: int) -> list[float]:
