@@ -17,6 +17,7 @@ can be extended by asking for more hours. ``dataset.json`` records the recipe.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -116,6 +117,13 @@ def make_shard(corpus: Corpus, rirs, seed: int, split: str, index: int, seconds:
     }
 
 
+def _write_json(path: Path, obj: dict) -> None:
+    """Replace ``path`` atomically: two runs sharing a cache folder read it while the other writes."""
+    tmp = path.with_name(f"tmp_{os.getpid()}_{path.name}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
 def _save_npz(path: Path, arrays: dict) -> None:
     tmp = path.with_name("tmp_" + path.name)     # not matched by shard_*.npz until complete
     np.savez(tmp, **arrays)
@@ -180,7 +188,7 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
             from ..errors import UserError
             raise UserError(f"{out_dir} holds a dataset made with {k}={prev.get(k)!r}, not {desc[k]!r}; "
                             "delete it or use another --cache folder")
-    old.write_text(json.dumps(desc, indent=1))   # before any shard: a half-built folder is still labelled
+    _write_json(old, desc)   # before any shard: a half-built folder is still labelled
     t0 = time.perf_counter()
     done = n_shards - len(todo)
     if progress:
@@ -213,7 +221,7 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
         return desc
     desc["audio_hours"] = n_shards * SHARD_SEQS * seconds / 3600
     desc["seconds_to_build"] = time.perf_counter() - t0
-    old.write_text(json.dumps(desc, indent=1))
+    _write_json(old, desc)
     return desc
 
 
