@@ -98,7 +98,8 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     assert r1.exit_code == 0, r1.output
     ck = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
     assert ck["step"] == 4
-    r2 = runner.invoke(app, common + ["--run", str(tmp_path / "a"), "--steps", "8", "--resume"])
+    no_size = [a for i, a in enumerate(common) if a != "--size" and (i == 0 or common[i - 1] != "--size")]
+    r2 = runner.invoke(app, no_size + ["--run", str(tmp_path / "a"), "--steps", "8", "--resume"])  # size from the run
     assert r2.exit_code == 0, r2.output
     # the same 8 steps in one go give the same weights: resume restores model, optimiser and random state
     r3 = runner.invoke(app, common + ["--run", str(tmp_path / "b"), "--steps", "8"])
@@ -120,7 +121,7 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     from percepnet_live.train.model import PercepNetModel
     from percepnet_live.model.network import Sizes
 
-    net = Network.load(tmp_path / "a" / "weights.npz")
+    net = Network.load(tmp_path / "a" / "weights.npz", precision="float32")
     best = torch.load(tmp_path / "a" / "best.pt", weights_only=False)
     model = PercepNetModel(Sizes(**best["config"]["sizes"]))
     model.load_state_dict(best["model"])
@@ -133,7 +134,10 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     assert np.abs(g_np - g_t[0].numpy()).max() < tol
     assert np.abs(r_np - r_t[0].numpy()).max() < tol
     assert net.meta["recipe"]["size"] == "small" and net.meta["step"] >= 4
-    assert Network.load(tmp_path / "a" / "weights-last.npz").meta["step"] == 8
+    last = Network.load(tmp_path / "a" / "weights-last.npz")
+    assert last.meta["step"] == 8 and last.meta["recipe"]["size"] == "small"
+    r6 = runner.invoke(app, no_size + ["--run", str(tmp_path / "a"), "--steps", "9", "--resume", "--size", "large"])
+    assert r6.exit_code != 0 and "small" in str(r6.exception)
 
     # a new run can start from exported weights (how training continues on another machine)
     r5 = runner.invoke(app, common + ["--run", str(tmp_path / "c"), "--steps", "1", "--init",

@@ -72,7 +72,7 @@ def train(
     dev_hours: float = typer.Option(0.07, "--dev-hours", min=0.0, help="Hours of dev-split mixtures for the dev loss (0 = use part of train)."),
     seconds: float = typer.Option(8.0, "--seconds", min=2.0, max=60.0, help="Length of each training sequence in seconds."),
     rooms: int = typer.Option(300, "--rooms", min=0, help="Simulated rooms in the reverberation pool."),
-    size: str = typer.Option("medium", "--size", help="Network widths: small, medium or large (see BENCHMARKS.md for their cost)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Network widths: small, medium or large (see BENCHMARKS.md for their cost); default medium, or the run's own size with --resume."),
     steps: int = typer.Option(20000, "--steps", min=1, help="Total optimiser steps of the run (may be raised with --resume)."),
     batch: int = typer.Option(16, "--batch", min=1, help="Crops per step."),
     crop: int = typer.Option(200, "--crop", min=10, help="Frames per crop (10 ms each)."),
@@ -98,11 +98,20 @@ def train(
 
     from ..train.data import RECIPE
     from ..train.features import Dataset, precompute
-    from ..train.model import SIZE_PRESETS
+    from ..train.model import DEFAULT_SIZE, SIZE_PRESETS
     from ..train.rir import cached_pool
     from ..train.trainer import TrainConfig, train as run_training
 
     console = Console()
+    if resume and (run / "config.json").is_file():
+        import json
+
+        stored = json.loads((run / "config.json").read_text()).get("train", {}).get("sizes")
+        stored_size = next((k for k, v in SIZE_PRESETS.items() if v._asdict() == stored), None)
+        if size is not None and stored_size is not None and size != stored_size:
+            raise UserError(f"--size {size}: the run in {run} trains a {stored_size} network")
+        size = size or stored_size
+    size = size or DEFAULT_SIZE
     if size not in SIZE_PRESETS:
         raise UserError(f"--size must be one of {', '.join(SIZE_PRESETS)}, not {size!r}")
     corpus = corpus.expanduser()
