@@ -56,9 +56,11 @@ Recipe (every draw is seeded: the same command gives the same data):
     float16 where no output moves by more than 0.01). --init starts a
     new run from such a file (checkpoints do not travel; weights do).
 
-From scratch: percepnet-live train --corpus ../shared/corpus --max-minutes 110
+The shipped weights, from scratch (the defaults are their recipe):
+percepnet-live train --corpus ../shared/corpus --steps 5100, then
+percepnet-live train --corpus ../shared/corpus --resume --steps 9013 --lr 2e-4
 
-More chunks: percepnet-live train --corpus ../shared/corpus --resume --steps N (add --lr 3e-4 to anneal at the end).
+More chunks: percepnet-live train --corpus ../shared/corpus --resume --steps N (a lower --lr anneals).
 
 The exact commands behind the shipped weights, their data and their scores are in BENCHMARKS.md.
 """
@@ -68,11 +70,11 @@ def train(
     corpus: Path = typer.Option(..., "--corpus", help="Corpus folder (MANIFEST.csv with train/dev splits) or a folder with speech/ and noise/."),
     cache: Path = typer.Option(Path("cache"), "--cache", help="Where rooms and precomputed features are stored (reused across runs)."),
     run: Path = typer.Option(Path("runs/percepnet"), "--run", help="Run folder: checkpoints, log.jsonl, config.json."),
-    hours: float = typer.Option(4.0, "--hours", min=0.01, help="Hours of training mixtures to precompute."),
+    hours: float = typer.Option(12.0, "--hours", min=0.01, help="Hours of training mixtures to precompute (the shipped weights' recipe: 12)."),
     dev_hours: float = typer.Option(0.07, "--dev-hours", min=0.0, help="Hours of dev-split mixtures for the dev loss (0 = use part of train)."),
     seconds: float = typer.Option(8.0, "--seconds", min=2.0, max=60.0, help="Length of each training sequence in seconds."),
     rooms: int = typer.Option(300, "--rooms", min=0, help="Simulated rooms in the reverberation pool."),
-    size: Optional[str] = typer.Option(None, "--size", help="Network widths: small, medium or large (see BENCHMARKS.md for their cost); default medium, or the run's own size with --resume."),
+    size: Optional[str] = typer.Option(None, "--size", help="Network widths: small, medium or large (see BENCHMARKS.md for their cost and quality); default small (the shipped size), or the run's own size with --resume."),
     steps: int = typer.Option(20000, "--steps", min=1, help="Total optimiser steps of the run (may be raised with --resume)."),
     batch: int = typer.Option(16, "--batch", min=1, help="Crops per step."),
     crop: int = typer.Option(200, "--crop", min=10, help="Frames per crop (10 ms each)."),

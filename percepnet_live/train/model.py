@@ -23,7 +23,7 @@ SIZE_PRESETS: dict[str, Sizes] = {
     "medium": Sizes(96, 128, 5, 128, 3, 128, 128, 128, 128, 64),
     "large": Sizes(128, 192, 5, 192, 3, 192, 192, 192, 192, 96),
 }
-DEFAULT_SIZE = "medium"
+DEFAULT_SIZE = "small"
 
 
 class PercepNetModel(nn.Module):
