@@ -503,8 +503,7 @@ class Network:
 
     def reset(self) -> None:
         """Forget the past: zero GRU states and conv histories."""
-        for a in self.state:
-            a[:] = 0.0
+        clear_state(self.state)
 
     def clone(self) -> "Network":
         """The same weights (shared, read-only) with a fresh state, for a second stream."""
