@@ -77,9 +77,10 @@ def main() -> None:
         burner = subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=die_with_parent)
     try:
         with private_pulseaudio() as server:
-            player = server.play(np.tile(voice_like(10.0, seed=1), int(opts.seconds // 10 + 4) * len(opts.variant or VARIANTS)))
+            variants = opts.variant or list(VARIANTS)
+            player = server.play(np.tile(voice_like(10.0, seed=1), int(opts.seconds // 10 + 4) * len(variants)))
             try:
-                for name in opts.variant or VARIANTS:
+                for name in variants:
                     rows, total = measure(server, VARIANTS[name], opts.seconds)
                     print(f"== {name} ({opts.seconds:g} s, busy core: {'yes' if burner else 'no'}): "
                           f"{total:.2f} % of one core")

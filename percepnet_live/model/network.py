@@ -15,8 +15,9 @@ The GRU equations are exactly ``torch.nn.GRU``'s (gate order r, z, n; the reset 
 same numbers; ``tests/test_network.py`` checks it (with float32 matrices). Matrices are row-major
 ``[out, in]`` with one scale per row, and every matrix-vector product walks a row contiguously (a
 dot product the compiler vectorises); the runtime holds them as int8 (``RUNTIME_PRECISION``), a
-quarter of float32's memory traffic, with float32 accumulation. Conv layers keep their last K input frames, oldest first, in the state, so a
-convolution is one matrix-vector product over that history.
+quarter of float32's memory traffic, with float32 accumulation. Conv layers keep their last K
+input frames, oldest first, in the state, so a convolution is one matrix-vector product over that
+history.
 
 All per-stream memory (GRU states, conv histories, scratch vectors) is allocated once in
 ``NetworkState``; ``network_step`` allocates nothing. The weights file is a plain ``.npz``
@@ -122,9 +123,9 @@ MATRIX_NAMES = tuple(n[: -len(SCALE_SUFFIX)] for n in NetworkWeights._fields if 
 PRECISIONS = ("int8", "float32")
 RUNTIME_PRECISION = "int8"
 """How the runtime holds the matrices: int8 with one float32 scale per row (a quarter of the
-memory traffic: the worker wakes every 10 ms with its caches cold, and fetching 3 MB of float32
-weights then cost more than the arithmetic; see BENCHMARKS.md), or float32 (exactly the PyTorch
-model's numbers; the equivalence test uses it)."""
+bytes a cold cache must fetch: the worker wakes every 10 ms after other processes ran; measured
+with the medium network, 331 instead of 396 us per cold frame, 133 instead of 151 warm; see
+BENCHMARKS.md), or float32 (exactly the PyTorch model's numbers; the equivalence test uses it)."""
 
 
 class NetworkState(NamedTuple):
