@@ -10,6 +10,8 @@ are libpulse's I/O threads behind the ALSA ``pulse`` PCM) and the process total,
 
     .venv/bin/python scripts/daemon_thread_cpu.py --seconds 60 --busy-core
     .venv/bin/python scripts/daemon_thread_cpu.py --seconds 20 --variant passthrough --variant network
+    .venv/bin/python scripts/daemon_thread_cpu.py --seconds 60 --busy-core --variant network \
+        --run-args "--output fallback_out --mix 0"      # an existing sink instead of the virtual mic
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: all three")
     ap.add_argument("--busy-core", action="store_true", help="keep another core busy (python busy loop)")
+    ap.add_argument("--run-args", default="", help="more 'percepnet-live run' options (a later --output wins)")
     opts = ap.parse_args()
     burner = None
     if opts.busy_core:
@@ -81,7 +84,7 @@ def main() -> None:
             player = server.play(np.tile(voice_like(10.0, seed=1), int(opts.seconds // 10 + 4) * len(variants)))
             try:
                 for name in variants:
-                    rows, total = measure(server, VARIANTS[name], opts.seconds)
+                    rows, total = measure(server, VARIANTS[name] + opts.run_args.split(), opts.seconds)
                     print(f"== {name} ({opts.seconds:g} s, busy core: {'yes' if burner else 'no'}): "
                           f"{total:.2f} % of one core")
                     for label, pct in rows:
