@@ -377,6 +377,13 @@ STAGES = (stage_input, stage_pitch, stage_analysis, stage_comb, stage_oracle, st
 
 jitcache.bind_sources([_frame, _run, _comb_spectrum, *STAGES], _DEPENDENCIES)
 
+frame_kernel = _frame
+"""``frame_kernel(F, C, I, P, x, clean, out, pst, net_w, net_s, mode) -> vad``: one hop, for callers
+that run frames from their own compiled loop (the daemon's worker); the arguments around ``x``,
+``out`` come from ``FrameProcessor.kernel_args``."""
+DEPENDENCIES = tuple(_DEPENDENCIES)
+"""Source files the compiled frame code depends on (for ``jitcache.bind_sources`` of callers)."""
+
 _EMPTY2 = np.zeros((0, 0), dtype=np.float32)
 _F32 = np.dtype(np.float32)
 _HOP_SHAPE = (HOP,)
@@ -530,6 +537,14 @@ class FrameProcessor:
             fn = _frame.compile(tuple(numba.typeof(a) for a in args))
             self._entries[key] = fn
         return fn
+
+    def kernel_args(self) -> tuple:
+        """This processor's state as ``frame_kernel`` takes it: ``(F, C, I, P, clean, pst, net_w,
+        net_s, mode)``, to be called as ``frame_kernel(F, C, I, P, x, clean, out, pst, net_w, net_s,
+        mode)``: exactly ``process(x, out)``. The arrays are the processor's own (``reset`` and the
+        settings act on them in place); ``use_fixed_gains`` replaces the last three, so fetch again."""
+        return (self._F, self._C, self._I, self._P, self._clean_none, self._pitch, self._net_w, self._net_s,
+                self._mode)
 
     @staticmethod
     def _check(*arrays: np.ndarray) -> bool:

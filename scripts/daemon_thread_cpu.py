@@ -44,9 +44,9 @@ def thread_ticks(pid: int) -> dict[str, tuple[str, int]]:
     return out
 
 
-def measure(server, args: list[str], seconds: float) -> tuple[list[tuple[str, float]], float]:
+def measure(server, args: list[str], seconds: float, prefix: list[str] = ()) -> tuple[list[tuple[str, float]], float]:
     env = server.client_env()
-    proc = subprocess.Popen([sys.executable, "-m", "percepnet_live", "run", "--output", "loopback", *args], env=env,
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "percepnet_live", "run", "--output", "loopback", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
     try:
         while True:
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: all three")
     ap.add_argument("--busy-core", action="store_true", help="keep another core busy (python busy loop)")
     ap.add_argument("--run-args", default="", help="more 'percepnet-live run' options (a later --output wins)")
+    ap.add_argument("--prefix", default="", help="command the daemon runs under, e.g. 'taskset -c 1'")
     opts = ap.parse_args()
     burner = None
     if opts.busy_core:
@@ -84,7 +85,8 @@ def main() -> None:
             player = server.play(np.tile(voice_like(10.0, seed=1), int(opts.seconds // 10 + 4) * len(variants)))
             try:
                 for name in variants:
-                    rows, total = measure(server, VARIANTS[name] + opts.run_args.split(), opts.seconds)
+                    rows, total = measure(server, VARIANTS[name] + opts.run_args.split(), opts.seconds,
+                                          opts.prefix.split())
                     print(f"== {name} ({opts.seconds:g} s, busy core: {'yes' if burner else 'no'}): "
                           f"{total:.2f} % of one core")
                     for label, pct in rows:

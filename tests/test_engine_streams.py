@@ -13,16 +13,19 @@ from percepnet_live.engine.ring import BlockRing
 from percepnet_live.engine.worker import DelayProcessor, Telemetry, Worker
 
 
-def rig(delay, prefill=3):
+def rig(delay, prefill=3, processor=None):
     st = S.new_state(prefill, delay, int(np.ceil(delay / HOP)) + 1, True)
     streams = S.Streams(BlockRing(16, HOP, 1), BlockRing(16, HOP, 1), np.zeros(64 * HOP, np.float32), st, -1)
-    worker = Worker(streams, DelayProcessor(delay), 48_000, 48_000, Telemetry())
+    worker = Worker(streams, processor or DelayProcessor(delay), 48_000, 48_000, Telemetry())
     return streams, worker
 
 
-def drive(x, delay, starve=()):
-    """Run ``x`` through the kernels; the worker is not pumped on the steps in ``starve``."""
-    s, w = rig(delay)
+def drive(x, delay, starve=(), processor=None, native=True):
+    """Run ``x`` through the kernels; the worker is not pumped on the steps in ``starve``.
+    ``native=False`` takes the worker's Python loop even where it has the compiled pump."""
+    s, w = rig(delay, processor=processor)
+    if not native:
+        w._native = None
     out = np.zeros(HOP, np.float32).reshape(HOP, 1)
     y = []
     inb = np.zeros((HOP, 1), np.float32)
@@ -119,3 +122,90 @@ def test_a_standing_backlog_is_dropped_with_a_crossfade_not_a_click():
     assert len(s.out_ring) == s.st[S.S_PREFILL] - 1 or len(s.out_ring) == s.st[S.S_PREFILL]
     steepest = 0.5 * 2 * np.pi * 130 / 48_000
     assert np.max(np.abs(np.diff(y[HOP * 10:]))) < 1.5 * steepest
+
+
+def _network_processor():
+    from percepnet_live.model.network import Network
+    from percepnet_live.pipeline import FrameProcessor
+
+    return FrameProcessor(Network.load())
+
+
+def test_the_compiled_pump_is_the_python_loop_exactly_through_starvation_and_resets():
+    """The daemon's usual worker (one native call per wake-up) and the general Python loop give the
+    same samples, counters and telemetry, with the shipped network and gaps that force resets."""
+    rng = np.random.default_rng(3)
+    t = np.arange(300 * HOP) / 48_000
+    x = (0.2 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(t.size))
+    x = x.astype(np.float32)
+    x[1000:1010] = np.nan          # sanitised inside both loops
+    starve = set(range(80, 90)) | set(range(200, 204))
+    runs = []
+    for native in (True, False):
+        proc = _network_processor()
+        y, s, w = drive(x, proc.delay_samples, starve, processor=proc, native=native)
+        assert (w._native is not None) == native
+        runs.append((y, s.st.copy(), w.tel))
+    (ya, sta, ta), (yb, stb, tb) = runs
+    np.testing.assert_array_equal(ya, yb)
+    np.testing.assert_array_equal(sta, stb)
+    np.testing.assert_array_equal(ta.ws, tb.ws)
+    np.testing.assert_array_equal(ta.gains, tb.gains)
+    assert ta.resets == tb.resets == 2 and ta.skipped > 0 and ta.nonfinite == 10
+    assert np.isfinite(ya).all() and ta.frames == tb.frames > 250
+    assert 0.0 < ta.processing_stats()[0]
+
+
+def test_the_compiled_pump_output_is_the_processor_output_delayed_by_the_queue():
+    rng = np.random.default_rng(4)
+    x = (0.1 * rng.standard_normal(120 * HOP)).astype(np.float32)
+    proc = _network_processor()
+    y, s, w = drive(x, proc.delay_samples, processor=proc)
+    assert w._native is not None
+    ref = _network_processor()
+    want = np.zeros_like(x)
+    for k in range(x.size // HOP):
+        ref.process(x[k * HOP:(k + 1) * HOP], want[k * HOP:(k + 1) * HOP])
+    lag = 2 * HOP  # the prefill blocks queued before the first output
+    np.testing.assert_array_equal(y[lag + 3 * HOP:], want[3 * HOP: x.size - lag])
+
+
+def test_the_worker_thread_lives_in_the_compiled_loop_wakes_on_the_eventfd_resets_and_stops():
+    import os
+    import time
+
+    fd = os.eventfd(0, os.EFD_CLOEXEC)
+    proc = _network_processor()
+    st = S.new_state(3, proc.delay_samples, 4, True)
+    s = S.Streams(BlockRing(16, HOP, 1), BlockRing(64, HOP, 1), np.zeros(64 * HOP, np.float32), st, fd)
+    w = Worker(s, proc, 48_000, 48_000, Telemetry())
+    rng = np.random.default_rng(5)
+    inb = np.zeros((HOP, 1), np.float32)
+
+    def feed(n):
+        for _ in range(n):
+            inb[:, 0] = 0.1 * rng.standard_normal(HOP)
+            S.input_kernel(inb, s.in_ring.buf, s.in_ring.tags, s.in_ring.idx, s.hist, s.st, 0)
+            os.eventfd_write(fd, 1)
+            time.sleep(0.002)
+
+    def settle(frames):
+        deadline = time.monotonic() + 10
+        while (w.tel.frames < frames or len(s.in_ring)) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    try:
+        w.start()
+        feed(20)
+        settle(20)
+        assert w.tel.frames == 20 and len(s.out_ring) == 20 and w.tel.resets == 0
+        s.st[S.S_NEXT] = 25          # the output has moved past blocks 20..24: they must be skipped
+        feed(10)
+        settle(25)
+        assert w.tel.skipped == 5 and w.tel.resets == 1 and w.tel.frames == 25
+        assert w.tel.processing_stats()[0] > 0 and np.all(w.tel.gains <= 1)
+    finally:
+        w.stop()
+        w.join(5)
+        os.close(fd)
+    assert not w.is_alive() and w.error is None

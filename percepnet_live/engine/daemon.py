@@ -134,7 +134,8 @@ class Session:
         fade_hold = int(math.ceil(delay / HOP)) + 1
         self.st = new_state(a["prefill_blocks"], delay, fade_hold, dry_ok,
                             EXCESS_BLOCKS_PIPEWIRE if pipewire else EXCESS_BLOCKS)
-        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # blocking: the worker's compiled loop sleeps in read(); the callbacks' writes never block
+        self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC)
         self.streams = Streams(BlockRing(a["ring_blocks"], in_frames, in_ch), BlockRing(a["ring_blocks"], out_frames, 1),
                                np.zeros(HIST_BLOCKS * in_frames, np.float32), self.st, self.wake_fd)
         self.streams.warm_up()

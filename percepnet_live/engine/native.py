@@ -5,7 +5,8 @@ builds a numpy array and a flags object for every call: the callback waits whene
 our threads holds the GIL, and costs tens of microseconds of interpreter work per block. These
 callbacks are compiled C functions instead: PortAudio calls them with the raw sample pointers;
 they run ``streams.input_kernel``/``output_kernel`` on arrays rebuilt from addresses kept in a
-context array, and wake the worker with glibc's ``eventfd_write``. No GIL, no Python object, no
+context array, and wake the worker with glibc's ``eventfd_write``. (The worker's compiled loop
+waits with ``eventfd_wait`` and reads the clock with ``monotonic_ns``, declared the same way.) No GIL, no Python object, no
 allocation, no lock: the real-time rules hold by construction.
 
 Context layout (int64 array, ``CTX_*`` indices): the addresses and shapes of the ring buffer,
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import carray, cfunc, types
+from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -62,6 +63,46 @@ def _eventfd_write(typingctx, fd, value):
         return builder.call(fn, [builder.trunc(args[0], ir.IntType(32)), args[1]])
 
     return sig, codegen
+
+
+@intrinsic
+def eventfd_wait(typingctx, fd, addr):
+    """glibc ``eventfd_read(fd, (eventfd_t *) addr)``: blocks (on a blocking eventfd) until the
+    counter is non-zero, stores and clears it. 0, or -1 (non-blocking fd with nothing to read, bad fd)."""
+    sig = types.int32(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), ir.IntType(64).as_pointer()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "eventfd_read")
+        ptr = builder.inttoptr(args[1], ir.IntType(64).as_pointer())
+        return builder.call(fn, [builder.trunc(args[0], ir.IntType(32)), ptr])
+
+    return sig, codegen
+
+
+CLOCK_MONOTONIC = 1
+
+
+@intrinsic
+def _clock_gettime(typingctx, clock, addr):
+    """glibc ``clock_gettime(clock, (struct timespec *) addr)`` (vDSO: no system call)."""
+    sig = types.int32(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), ir.IntType(64).as_pointer()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "clock_gettime")
+        ptr = builder.inttoptr(args[1], ir.IntType(64).as_pointer())
+        return builder.call(fn, [builder.trunc(args[0], ir.IntType(32)), ptr])
+
+    return sig, codegen
+
+
+@njit(nogil=True, cache=True)
+def monotonic_ns(ts):
+    """CLOCK_MONOTONIC in nanoseconds, from compiled code; ``ts`` is an int64[2] scratch array."""
+    _clock_gettime(CLOCK_MONOTONIC, ts.ctypes.data)
+    return ts[0] * 1_000_000_000 + ts[1]
+
 
 CALLBACK_SIG = types.int32(types.CPointer(types.float32), types.CPointer(types.float32), types.uint64,
                            types.voidptr, types.uint64, types.CPointer(types.int64))

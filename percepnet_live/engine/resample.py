@@ -1,10 +1,9 @@
-"""Rate and channel conversion for devices that do not run at 48 kHz mono (on the worker thread).
+"""Rate conversion for devices that do not run at 48 kHz (on the worker thread).
 
 Resampler: ``soxr`` (libsoxr, "HQ" quality: 20-bit, linear phase) in streaming mode, one
-``soxr.ResampleStream`` per direction, so block boundaries leave no seams. Downmix: the mean of
-the channels. On PulseAudio/PipeWire streams the engine asks the server for 48 kHz mono and the
-server converts; this module is used when a device (e.g. a direct ALSA device, or a forced
-``audio.input_rate``) runs at another rate, and never inside an audio callback (it allocates).
+``soxr.ResampleStream`` per direction, so block boundaries leave no seams. On PulseAudio/PipeWire
+streams the engine asks the server for 48 kHz mono and the server converts; this module is used when a device (e.g. a direct ALSA device, or a forced
+``audio.input_rate``) runs at another rate, and never inside an audio callback (it allocates). The downmix (mean of the channels) is ``worker.condition_block``.
 """
 
 from __future__ import annotations
@@ -51,10 +50,3 @@ class BlockResampler:
         self._n -= k
         return True
 
-
-def downmix(block: np.ndarray, out: np.ndarray) -> None:
-    """Mean of the channels of ``block`` (frames x channels) into mono ``out`` (frames)."""
-    if block.shape[1] == 1:
-        out[:] = block[:, 0]
-    else:
-        np.mean(block, axis=1, out=out)
