@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from percepnet_live.engine.bench import voice_like
+from percepnet_live.engine.bench import daemon_counters, voice_like
 from percepnet_live.engine.privateserver import die_with_parent, private_pulseaudio
 
 VARIANTS = {"passthrough": ["--passthrough"], "no-network": ["--no-network"], "network": []}
@@ -44,7 +44,8 @@ def thread_ticks(pid: int) -> dict[str, tuple[str, int]]:
     return out
 
 
-def measure(server, args: list[str], seconds: float, prefix: list[str] = ()) -> tuple[list[tuple[str, float]], float]:
+def measure(server, args: list[str], seconds: float,
+            prefix: list[str] = ()) -> tuple[list[tuple[str, float]], float, dict]:
     env = server.client_env()
     proc = subprocess.Popen([*prefix, sys.executable, "-m", "percepnet_live", "run", "--output", "loopback", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
@@ -59,13 +60,14 @@ def measure(server, args: list[str], seconds: float, prefix: list[str] = ()) -> 
         a, t0 = thread_ticks(proc.pid), time.monotonic()
         time.sleep(seconds)
         b, dt = thread_ticks(proc.pid), time.monotonic() - t0
+        counters = daemon_counters(server)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     hz = os.sysconf("SC_CLK_TCK")
     rows = [(f"{name} ({tid})", 100.0 * (v - a.get(tid, (name, 0))[1]) / hz / dt) for tid, (name, v) in b.items()]
     rows.sort(key=lambda r: -r[1])
-    return rows, sum(r[1] for r in rows)
+    return rows, sum(r[1] for r in rows), counters
 
 
 def main() -> None:
@@ -85,10 +87,10 @@ def main() -> None:
             player = server.play(np.tile(voice_like(10.0, seed=1), int(opts.seconds // 10 + 4) * len(variants)))
             try:
                 for name in variants:
-                    rows, total = measure(server, VARIANTS[name] + opts.run_args.split(), opts.seconds,
+                    rows, total, counters = measure(server, VARIANTS[name] + opts.run_args.split(), opts.seconds,
                                           opts.prefix.split())
                     print(f"== {name} ({opts.seconds:g} s, busy core: {'yes' if burner else 'no'}): "
-                          f"{total:.2f} % of one core")
+                          f"{total:.2f} % of one core; daemon counters {counters}")
                     for label, pct in rows:
                         if pct > 0:
                             print(f"   {label:28s} {pct:5.2f} %")

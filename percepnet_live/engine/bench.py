@@ -203,7 +203,7 @@ def _long_run(server, path_args: list[str], minutes: float, busy: bool, log) -> 
             with server.recording_probe() as rec:
                 player = server.play(np.concatenate([np.zeros(3 * RATE, np.float32), sig]), sink="probe_stim")
                 time.sleep(2.0)  # connection settling (the signal starts at 3 s)
-                start_counters = _daemon_counters(server)
+                start_counters = daemon_counters(server)
                 cpu0, wall0 = _cpu_seconds(d.proc.pid), time.monotonic()
                 player.wait(timeout=seconds + 120)
                 cpu1, wall1 = _cpu_seconds(d.proc.pid), time.monotonic()
@@ -230,7 +230,7 @@ def _long_run(server, path_args: list[str], minutes: float, busy: bool, log) -> 
             "start_lag_ms": 1000.0 * lag / SAMPLE_RATE}
 
 
-def _daemon_counters(server) -> dict:
+def daemon_counters(server) -> dict:
     """The running daemon's counters, through its control socket in the private runtime dir."""
     from pathlib import Path
 
