@@ -3,7 +3,7 @@
 
 ``percepnet-live bench --daemon`` measures the whole process on the probe route (``--output
 probe_out``); this script runs the daemon as users do (``--output loopback``: the virtual microphone,
-with its keeper stream) on a private PulseAudio whose fake microphone plays a voice-like signal,
+the product's route) on a private PulseAudio whose fake microphone plays a voice-like signal,
 optionally with a busy-loop process keeping another core busy, and reads every thread's utime+stime
 from /proc over ``--seconds``. Prints % of one core per thread (kernel thread names: ``threaded-ml``
 are libpulse's I/O threads behind the ALSA ``pulse`` PCM) and the process total, for each variant.

@@ -162,6 +162,37 @@ def test_the_virtual_mic_carries_the_processed_mic_signal_intact(kind):
         assert VM not in s.source_names()
 
 
+@pytest.mark.parametrize("kind", ["pulseaudio", "pipewire"])
+def test_an_application_that_starts_recording_later_gets_audio_at_once(kind):
+    """The virtual mic behaves like a real device for a late recorder: no stall while an idle null
+    sink's rendered-ahead audio drains, with nothing of ours reading it (the daemon's output stream
+    alone clocks the sink at its 10 ms latency)."""
+    x = np.tile(voice_like(2.0), 5)
+    with _server(kind) as s, s.activate():
+        d = Daemon(cfg_for(), processor=unity_processor())
+        d.start()
+        try:
+            assert wait_until(lambda: VM in s.source_names(), 10)
+            player = s.play(x)
+            time.sleep(3.0)              # the daemon has been writing into its sink with no reader
+            with s.recording(VM, latency_ms=10) as rec:
+                t0 = time.monotonic()
+                time.sleep(1.5)
+            wall = time.monotonic() - t0
+            player.kill()
+            if kind == "pulseaudio":
+                sink = s.pactl("list", "sinks").split("Sink #")
+                conf = [b for b in sink if f"Name: {VM}_sink" in b][0]
+                usec = int(conf.split("configured ")[1].split()[0])
+                assert usec <= 20_000, f"the virtual mic's sink runs at {usec} us latency"
+        finally:
+            d.stop()
+    got = rec.samples
+    assert got.size >= (wall - 0.3) * RATE, f"only {got.size / RATE:.2f} s of audio in {wall:.2f} s"
+    first = got[: RATE // 5]
+    assert np.sqrt(np.mean(first ** 2)) > 0.01, "the first 200 ms recorded were silent"
+
+
 def _probe_delay(s, make_processor, x, attempts: int = 3) -> float:
     """``_probe_once`` again (fresh daemon) when the stimulus itself arrived damaged at the mic
     (a server-side glitch of the test rig under load, seen on the probe's left channel)."""

@@ -119,8 +119,7 @@ class Session:
     """One set of streams + rings + worker between an input route and an output route."""
 
     def __init__(self, cfg: dict, processor, in_route: dev.Route, out_route: dev.Route, slow_ms: float,
-                 keeper: str | None = None, pipewire: bool = False):
-        """``keeper``: a monitor source to hold a low-latency reader on (the virtual mic's sink monitor)."""
+                 pipewire: bool = False):
         a = cfg["audio"]
         in_rate, in_ch = dev.stream_format(in_route, a["input_rate"], a["input_channels"])
         out_rate, _ = dev.stream_format(out_route, "auto", 1)
@@ -158,21 +157,17 @@ class Session:
                 # the contexts must live as long as the streams: kept on self
                 self.in_ctx = native.context(s.in_ring, s.hist, s.st, in_ch, self.wake_fd)
                 self.out_ctx = native.context(s.out_ring, s.hist, s.st, 1, -1)
-                in_cb, out_cb, keep_cb = native.input_callback, native.output_callback, native.discard_callback
+                in_cb, out_cb = native.input_callback, native.output_callback
             else:
                 self.in_ctx = self.out_ctx = None
-                in_cb, out_cb, keep_cb = s.make_input_callback(), s.make_output_callback(), s.make_keeper_callback()
+                in_cb, out_cb = s.make_input_callback(), s.make_output_callback()
             s.input = open_stream("input", in_route.pa_index, in_rate, in_ch, in_frames, lat, in_cb,
                                   in_route.pulse_name, userdata=self.in_ctx)
             s.output = open_stream("output", out_route.pa_index, out_rate, 1, out_frames, lat, out_cb,
                                    out_route.pulse_name, userdata=self.out_ctx)
-            if keeper is not None:
-                # A PulseAudio null sink with no low-latency reader renders seconds ahead and stalls
-                # a newly connected stream; our own 10 ms reader on its monitor keeps it clocked
-                # like a real device, so applications that start recording see no hiccup.
-                s.keeper = open_stream("input", out_route.pa_index, out_rate, 1, out_frames, lat, keep_cb, keeper,
-                                       role="keeper", userdata=self.out_ctx)
-                s.keeper.start()
+            # No reader of our own on the virtual mic: our output stream's 10 ms latency request
+            # already clocks its null sink (pactl: "configured 10000 usec" with or without one), and a
+            # recorder connecting later gets audio at once (measured: BENCHMARKS.md, "keeper").
             if a["realtime"]:
                 for stream in (s.input, s.output):
                     enable_realtime(stream)
@@ -358,7 +353,6 @@ class Daemon:
                 self.vm.suspend(conn, True)
             try:
                 self.session = Session(self.cfg, self.processor, in_route, out_route, self.slow_ms,
-                                       keeper=f"{self.vm.sink_name}.monitor" if self.vm else None,
                                        pipewire="PipeWire" in self.server_name)
             finally:
                 if self.vm is not None:

@@ -140,12 +140,6 @@ def output_callback(inp, outp, frames, time_info, flags, user):
     return PA_CONTINUE
 
 
-@cfunc(CALLBACK_SIG, nopython=True, cache=True)
-def discard_callback(inp, outp, frames, time_info, flags, user):
-    """A capture callback that ignores its input (the keeper reader on the virtual mic's sink)."""
-    return PA_CONTINUE
-
-
 def context(ring, hist: np.ndarray, st: np.ndarray, device_channels: int, wake_fd: int) -> np.ndarray:
     """The int64 context a native callback reads: addresses and shapes of ``ring``, ``hist``, ``st``."""
     ctx = np.zeros(CTX_SIZE, np.int64)

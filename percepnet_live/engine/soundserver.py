@@ -221,7 +221,7 @@ class VirtualMic:
 
         An idle PulseAudio null sink renders up to 2 s ahead; a stream connected to it stalls until
         that time has passed (0.5-2 s) and then underruns. Resuming restarts the sink's clock at
-        "now", with the 10 ms latency our output and keeper streams request. (pipewire-pulse: harmless.)"""
+        "now", with the 10 ms latency our output stream requests. (pipewire-pulse: harmless.)"""
         try:
             sink = next(s for s in conn.sinks() if s.name == self.sink_name)
             conn.call("sink_suspend", sink.index, 1 if on else 0)

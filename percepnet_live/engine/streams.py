@@ -332,7 +332,6 @@ class Streams:
         self.wake_fd = wake_fd
         self.input = None
         self.output = None
-        self.keeper = None
         self.error: str | None = None
         self.finished = threading.Event()
 
@@ -345,15 +344,6 @@ class Streams:
         def callback(indata, frames, time, status):
             kernel(indata, buf, tags, idx, hist, st, status._flags)
             wake(fd, 1)
-
-        return callback
-
-    @staticmethod
-    def make_keeper_callback():
-        """Callback of the stream that keeps a low-latency reader on the virtual mic's sink (discards)."""
-
-        def callback(indata, frames, time, status):
-            pass
 
         return callback
 
@@ -379,7 +369,7 @@ class Streams:
 
     def close(self) -> None:
         """Stop and close both streams (errors ignored: the device may already be gone)."""
-        for s in (self.input, self.output, self.keeper):
+        for s in (self.input, self.output):
             if s is None:
                 continue
             try:
@@ -390,4 +380,4 @@ class Streams:
                 s.close(ignore_errors=True)
             except Exception:
                 pass
-        self.input = self.output = self.keeper = None
+        self.input = self.output = None
