@@ -30,71 +30,53 @@ CTX_SIZE = 16
 PA_CONTINUE = 0
 
 
-@intrinsic
-def _f32_ptr(typingctx, addr):
-    """int64 address -> float32* (the arrays live in numpy; their addresses sit in the context)."""
-    sig = types.CPointer(types.float32)(types.int64)
+def _pointer(dtype):
+    """An intrinsic: int64 address -> ``dtype`` pointer (the arrays live in numpy; their addresses
+    sit in the context)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+    def cast(typingctx, addr):
+        sig = types.CPointer(dtype)(types.int64)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
 
+        return sig, codegen
 
-@intrinsic
-def _i64_ptr(typingctx, addr):
-    """int64 address -> int64*."""
-    sig = types.CPointer(types.int64)(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
-
-    return sig, codegen
+    return intrinsic(cast)
 
 
-@intrinsic
-def _eventfd_write(typingctx, fd, value):
-    """glibc ``eventfd_write(fd, value)``, declared as an external symbol (keeps the cfunc cacheable)."""
-    sig = types.int32(types.int64, types.int64)
-
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), ir.IntType(64)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "eventfd_write")
-        return builder.call(fn, [builder.trunc(args[0], ir.IntType(32)), args[1]])
-
-    return sig, codegen
+_f32_ptr = _pointer(types.float32)
+_i64_ptr = _pointer(types.int64)
 
 
-@intrinsic
-def eventfd_wait(typingctx, fd, addr):
-    """glibc ``eventfd_read(fd, (eventfd_t *) addr)``: blocks (on a blocking eventfd) until the
-    counter is non-zero, stores and clears it. 0, or -1 (non-blocking fd with nothing to read, bad fd)."""
-    sig = types.int32(types.int64, types.int64)
+def _libc_call(name: str, second_is_pointer: bool):
+    """An intrinsic calling glibc's ``int name(int, X)`` with int64 arguments, X an ``int64_t``
+    or, given as an address, an ``int64_t *``. Declared as an external symbol, so the compiled
+    code stays cacheable (a ctypes function pointer would not be)."""
 
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), ir.IntType(64).as_pointer()])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "eventfd_read")
-        ptr = builder.inttoptr(args[1], ir.IntType(64).as_pointer())
-        return builder.call(fn, [builder.trunc(args[0], ir.IntType(32)), ptr])
+    def call(typingctx, a, b):
+        sig = types.int32(types.int64, types.int64)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            i32, i64 = ir.IntType(32), ir.IntType(64)
+            second = i64.as_pointer() if second_is_pointer else i64
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [i32, second]), name)
+            arg = builder.inttoptr(args[1], second) if second_is_pointer else args[1]
+            return builder.call(fn, [builder.trunc(args[0], i32), arg])
+
+        return sig, codegen
+
+    return intrinsic(call)
 
 
+_eventfd_write = _libc_call("eventfd_write", False)
+"""``eventfd_write(fd, value)``: adds ``value`` to the counter (wakes the worker)."""
+eventfd_wait = _libc_call("eventfd_read", True)
+"""``eventfd_read(fd, (eventfd_t *) addr)``: blocks (on a blocking eventfd) until the counter is
+non-zero, stores and clears it. 0, or -1 (non-blocking fd with nothing to read, bad fd)."""
+_clock_gettime = _libc_call("clock_gettime", True)
+"""``clock_gettime(clock, (struct timespec *) addr)`` (vDSO: no system call)."""
 CLOCK_MONOTONIC = 1
-
-
-@intrinsic
-def _clock_gettime(typingctx, clock, addr):
-    """glibc ``clock_gettime(clock, (struct timespec *) addr)`` (vDSO: no system call)."""
-    sig = types.int32(types.int64, types.int64)
-
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), ir.IntType(64).as_pointer()])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "clock_gettime")
-        ptr = builder.inttoptr(args[1], ir.IntType(64).as_pointer())
-        return builder.call(fn, [builder.trunc(args[0], ir.IntType(32)), ptr])
-
-    return sig, codegen
 
 
 @njit(nogil=True, cache=True)
