@@ -47,7 +47,8 @@ def thread_ticks(pid: int) -> dict[str, tuple[str, int]]:
 def measure(server, args: list[str], seconds: float,
             prefix: list[str] = ()) -> tuple[list[tuple[str, float]], float, dict]:
     env = server.client_env()
-    proc = subprocess.Popen([*prefix, sys.executable, "-m", "percepnet_live", "run", "--output", "loopback", *args], env=env,
+    cmd = [*prefix, sys.executable, "-m", "percepnet_live", "run", "--output", "loopback", *args]
+    proc = subprocess.Popen(cmd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
     try:
         while True:

@@ -5,9 +5,9 @@ builds a numpy array and a flags object for every call: the callback waits whene
 our threads holds the GIL, and costs tens of microseconds of interpreter work per block. These
 callbacks are compiled C functions instead: PortAudio calls them with the raw sample pointers;
 they run ``streams.input_kernel``/``output_kernel`` on arrays rebuilt from addresses kept in a
-context array, and wake the worker with glibc's ``eventfd_write``. (The worker's compiled loop
-waits with ``eventfd_wait`` and reads the clock with ``monotonic_ns``, declared the same way.) No GIL, no Python object, no
-allocation, no lock: the real-time rules hold by construction.
+context array, and wake the worker with glibc's ``eventfd_write``. No GIL, no Python object, no
+allocation, no lock: the real-time rules hold by construction. (The worker's compiled loop waits
+with ``eventfd_wait`` and reads the clock with ``monotonic_ns``, declared the same way.)
 
 Context layout (int64 array, ``CTX_*`` indices): the addresses and shapes of the ring buffer,
 its tags and counters, the dry history, the state array, and the worker's eventfd. The arrays

@@ -2,8 +2,10 @@
 
 Resampler: ``soxr`` (libsoxr, "HQ" quality: 20-bit, linear phase) in streaming mode, one
 ``soxr.ResampleStream`` per direction, so block boundaries leave no seams. On PulseAudio/PipeWire
-streams the engine asks the server for 48 kHz mono and the server converts; this module is used when a device (e.g. a direct ALSA device, or a forced
-``audio.input_rate``) runs at another rate, and never inside an audio callback (it allocates). The downmix (mean of the channels) is ``worker.condition_block``.
+streams the engine asks the server for 48 kHz mono and the server converts; this module is used
+when a device (e.g. a direct ALSA device, or a forced ``audio.input_rate``) runs at another rate,
+and never inside an audio callback (it allocates). The downmix (mean of the channels) is
+``worker.condition_block``.
 """
 
 from __future__ import annotations

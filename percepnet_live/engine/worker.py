@@ -112,7 +112,7 @@ class DelayProcessor:
         pass
 
 
-# Slots of ``Telemetry.ws`` (float64), written by the worker only (Python side or compiled pump).
+# Slots of ``Telemetry.ws`` (float64), written by the worker only (its Python loop or worker_loop).
 W_FRAMES = 0        # frames processed
 W_SKIPPED = 1       # blocks not processed because their output time had passed
 W_NONFINITE = 2     # NaN/Inf input samples replaced by 0
@@ -242,8 +242,9 @@ def worker_loop(fd, ctl, in_buf, in_tags, in_idx, raw, mono, y, yb, out_buf, out
         emit_block(y, yb, out_buf, out_tags, out_idx, tag, ws)
 
 
-jitcache.bind_sources([worker_loop, condition_block, emit_block], [*DEPENDENCIES, Path(__file__), Path(__file__).with_name("native.py"),
-                       Path(__file__).with_name("ring.py"), Path(__file__).with_name("streams.py")])
+_HERE = Path(__file__)
+jitcache.bind_sources([worker_loop, condition_block, emit_block],
+                      [*DEPENDENCIES, _HERE, *(_HERE.with_name(f) for f in ("native.py", "ring.py", "streams.py"))])
 
 
 THREAD_NAME = b"pnl-worker"
@@ -255,8 +256,8 @@ class Worker(threading.Thread):
 
     With a ``FrameProcessor`` and 48 kHz on both sides (the daemon on PulseAudio/PipeWire, which
     convert for us) the thread lives in ``worker_loop`` (compiled; it returns to Python only for a
-    processor reset or to stop); otherwise (resampling, the
-    plain passthrough, the artificial slow-down of tests) a Python loop around the same kernels."""
+    processor reset or to stop); otherwise (resampling, the plain passthrough, the artificial
+    slow-down of tests) a Python loop around the same kernels."""
 
     def __init__(self, streams, processor, in_rate: int, out_rate: int, telemetry: Telemetry,
                  slow_ms: float = 0.0, realtime: bool = False):
@@ -272,7 +273,7 @@ class Worker(threading.Thread):
         self.direct = in_rate == SAMPLE_RATE and out_rate == SAMPLE_RATE
         self._halt = threading.Event()
         self.error: BaseException | None = None
-        self._buffers()   # and the compiled pump, loaded before any stream starts
+        self._buffers()   # and worker_loop, loaded before any stream starts
 
     def stop(self) -> None:
         self._halt.set()
