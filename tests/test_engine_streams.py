@@ -20,8 +20,9 @@ def rig(delay, prefill=3, processor=None):
     return streams, worker
 
 
-def drive(x, delay, starve=(), processor=None, native=True):
-    """Run ``x`` through the kernels; the worker is not pumped on the steps in ``starve``.
+def drive(x, delay, starve=(), processor=None, native=True, extra_out=()):
+    """Run ``x`` through the kernels; the worker is not pumped on the steps in ``starve``, and
+    the output is called twice on the steps in ``extra_out`` (an output clock running ahead).
     ``native=False`` takes the worker's Python loop even where it has the compiled pump."""
     s, w = rig(delay, processor=processor)
     if not native:
@@ -34,8 +35,9 @@ def drive(x, delay, starve=(), processor=None, native=True):
         S.input_kernel(inb, s.in_ring.buf, s.in_ring.tags, s.in_ring.idx, s.hist, s.st, 0)
         if k not in starve:
             w.pump()
-        S.output_kernel(out, s.out_ring.buf, s.out_ring.tags, s.out_ring.idx, s.hist, s.st, 0)
-        y.append(out[:, 0].copy())
+        for _ in range(2 if k in extra_out else 1):
+            S.output_kernel(out, s.out_ring.buf, s.out_ring.tags, s.out_ring.idx, s.hist, s.st, 0)
+            y.append(out[:, 0].copy())
     return np.concatenate(y), s, w
 
 
@@ -61,6 +63,28 @@ def test_starvation_switches_to_the_delay_matched_input_and_fades_back_without_a
     # two starvations outlast the 3-block queue; the 1-block one (step 120) is absorbed by it
     assert s.st[S.S_PT_BLOCKS] > 0 and s.st[S.S_PT_EVENTS] == 2
     assert w.tel.skipped > 0 and w.tel.resets == 2
+
+
+def test_an_output_clock_ahead_of_the_input_slips_a_block_instead_of_falling_into_passthrough():
+    """The sink asks for 6 blocks more than the mic delivered (a server re-timing a sink, or a sink
+    clock faster than the mic's). Once the queue is used up the output has caught up with the
+    input itself: it inserts one block per missing input block (a slip) and then plays the
+    processed audio again, later by the inserted blocks: never a skip-ahead that would leave
+    every later block too late (dry for good)."""
+    rng = np.random.default_rng(4)
+    x = (0.1 * rng.standard_normal(300 * HOP)).astype(np.float32)
+    extra = set(range(100, 106))
+    y, s, _ = drive(x, 1440, extra_out=extra)
+    # the first two extra calls use up the queued blocks; the third finds the input not there yet:
+    # blocks are inserted (5) until the input is ``prefill`` blocks ahead again; the last extra
+    # call takes one of those back (2 ahead: no slip)
+    assert s.st[S.S_SLIPS] == 5
+    assert s.st[S.S_PT_BLOCKS] == 0 and s.st[S.S_SILENT] == 0
+    lag = 1440 + 2 * HOP
+    np.testing.assert_array_equal(y[lag + 3 * HOP: 100 * HOP], x[3 * HOP: 100 * HOP - lag])
+    # after the event: the same signal, every sample, later by the blocks inserted
+    late = lag + 5 * HOP
+    np.testing.assert_array_equal(y[130 * HOP:], x[130 * HOP - late: x.size + 6 * HOP - late])
 
 
 def test_the_crossfade_back_is_a_ramp_from_dry_to_processed():

@@ -36,7 +36,8 @@ from . import devices as dev
 from .ring import BlockRing, ring_count
 from .soundserver import ServerConnection, ServerUnavailable, VirtualMic
 from .streams import (S_IN_CALLBACKS, S_IN_DROPPED, S_IN_OVERFLOWS, S_OUT_CALLBACKS, S_OUT_UNDERFLOWS,
-                      EXCESS_BLOCKS, EXCESS_BLOCKS_PIPEWIRE, S_PT_ACTIVE, S_PT_BLOCKS, S_PT_EVENTS, S_SILENT, S_STALE,
+                      EXCESS_BLOCKS, EXCESS_BLOCKS_PIPEWIRE, S_PT_ACTIVE, S_PT_BLOCKS, S_PT_EVENTS, S_SILENT,
+                      S_SLIPS, S_STALE,
                       Streams, enable_realtime, new_state, open_stream, promote_audio_threads)
 from .worker import DelayProcessor, Telemetry, Worker
 
@@ -402,7 +403,7 @@ class Daemon:
             return
         st = s.st
         self._totals += np.array([st[S_IN_OVERFLOWS] + st[S_IN_DROPPED], st[S_OUT_UNDERFLOWS], st[S_PT_BLOCKS],
-                                  st[S_PT_EVENTS], st[S_SILENT], st[S_STALE], 0, 0], np.int64)
+                                  st[S_PT_EVENTS], st[S_SILENT], st[S_STALE], st[S_SLIPS], 0], np.int64)
         s.close()
 
     # -- snapshot ------------------------------------------------------------------------------------
@@ -413,10 +414,10 @@ class Daemon:
         if s is not None:
             st = s.st
             t += np.array([st[S_IN_OVERFLOWS] + st[S_IN_DROPPED], st[S_OUT_UNDERFLOWS], st[S_PT_BLOCKS],
-                           st[S_PT_EVENTS], st[S_SILENT], st[S_STALE], 0, 0], np.int64)
+                           st[S_PT_EVENTS], st[S_SILENT], st[S_STALE], st[S_SLIPS], 0], np.int64)
         return {"input_overflows": int(t[0]), "output_underflows": int(t[1]), "passthrough_blocks": int(t[2]),
                 "passthrough_events": int(t[3]), "device_events": int(self._device_events),
-                "silent_blocks": int(t[4]), "late_blocks": int(t[5])}
+                "silent_blocks": int(t[4]), "late_blocks": int(t[5]), "slips": int(t[6])}
 
     def _cpu_percent(self) -> float:
         now = (time.monotonic(), time.process_time())

@@ -16,14 +16,23 @@ must outlive the stream (``Streams`` holds them).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from llvmlite import ir
-from numba import carray, cfunc, njit, types
-from numba.core import cgutils
+
+from numba import carray, njit, types
+from numba.core import cgutils, sigutils
+from numba.core.ccallback import CFunc
 from numba.extending import intrinsic
 
+from ..dsp import jitcache
 from .ring import IDX_SIZE
 from .streams import S_SIZE, input_kernel, output_kernel
+
+_HERE = Path(__file__)
+SOURCES = [_HERE, _HERE.with_name("streams.py"), _HERE.with_name("ring.py")]
+"""The files whose code the callbacks compile in (numba's cache would only watch this one)."""
 
 CTX_BUF, CTX_CAP, CTX_FRAMES, CTX_CHANS, CTX_TAGS, CTX_IDX, CTX_HIST, CTX_HIST_N, CTX_ST, CTX_FD = range(10)
 CTX_SIZE = 16
@@ -86,13 +95,28 @@ def monotonic_ns(ts):
     return ts[0] * 1_000_000_000 + ts[1]
 
 
+def cached_cfunc(sig):
+    """``numba.cfunc(sig, nopython=True, cache=True)``, except that the cache entry also depends on
+    ``SOURCES``: ``cfunc`` compiles (or loads) at decoration, before ``jitcache.bind_sources``
+    could be applied, and would load stale callbacks after an edit of ``streams.py``."""
+
+    def wrap(fn):
+        cb = CFunc(fn, sigutils.normalize_signature(sig), locals={}, options={"nopython": True})
+        cb.enable_caching()
+        jitcache.bind_sources([cb], SOURCES)
+        cb.compile()
+        return cb
+
+    return wrap
+
+
 CALLBACK_SIG = types.int32(types.CPointer(types.float32), types.CPointer(types.float32), types.uint64,
                            types.voidptr, types.uint64, types.CPointer(types.int64))
 """int PaStreamCallback(const void *in, void *out, unsigned long frames, const PaStreamCallbackTimeInfo*,
 PaStreamCallbackFlags, void *userData), with the sample pointers typed float32 (paFloat32, interleaved)."""
 
 
-@cfunc(CALLBACK_SIG, nopython=True, cache=True)
+@cached_cfunc(CALLBACK_SIG)
 def input_callback(inp, outp, frames, time_info, flags, user):
     ctx = carray(user, (CTX_SIZE,))
     cap, nfr, ch = ctx[CTX_CAP], ctx[CTX_FRAMES], ctx[CTX_CHANS]
@@ -108,7 +132,7 @@ def input_callback(inp, outp, frames, time_info, flags, user):
     return PA_CONTINUE
 
 
-@cfunc(CALLBACK_SIG, nopython=True, cache=True)
+@cached_cfunc(CALLBACK_SIG)
 def output_callback(inp, outp, frames, time_info, flags, user):
     ctx = carray(user, (CTX_SIZE,))
     cap, nfr, ch = ctx[CTX_CAP], ctx[CTX_FRAMES], ctx[CTX_CHANS]

@@ -10,7 +10,10 @@ one ``eventfd`` write to wake the worker: no allocation, no lock, no logging, no
 * ``output_kernel`` plays the processed block whose tag is the next sequence number. When that
   block is missing (the worker is late: CPU starvation), it plays the dry history at the same
   position instead, i.e. the input delayed by exactly the processing delay, so the switch keeps
-  the timing; late blocks are discarded when they arrive. When processed blocks come back it
+  the timing; late blocks are discarded when they arrive. When the block is missing because
+  its input has not even been captured (the output clock ran ahead of the input's), it inserts
+  blocks until the input is ``prefill`` blocks ahead again (a *slip*: the latency grows by the
+  blocks inserted; the standing-backlog rule below takes back what turns out to be excess). When processed blocks come back it
   holds the dry signal for ``fade_hold`` blocks (the processor's own delay line refilling) and
   cross-fades back over ``FADE_BLOCKS`` blocks.
 
@@ -26,10 +29,12 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 from numba import njit
 
+from ..dsp import jitcache
 from .environ import temporary_environ
 from .ring import R, ring_count, ring_drop, ring_peek_tag, ring_push
 
@@ -59,6 +64,8 @@ S_RESYNCS = 21        # times the output dropped queued blocks to get back to th
 S_WIN_MIN = 22        # lowest output queue level in the current window
 S_EXCESS_LIMIT = 23   # standing backlog (blocks above prefill) tolerated before dropping
 S_XFADE = 24          # 1 + ring slot of the block a backlog drop skipped (cross-fade source), 0 = none
+S_SLIPS = 25          # blocks inserted because the output had caught up with the input (latency +1 each)
+S_SLIP = 26           # 1 while inserting (until the input is S_PREFILL blocks ahead again)
 S_SIZE = 32
 
 FADE_BLOCKS = 3
@@ -179,6 +186,26 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
             break
     start = nxt * frames - st[S_DELAY]
     dry_ok = st[S_DRY_OK] == 1 and start + frames <= st[S_HIST_W] and start >= st[S_HIST_W] - hist.shape[0] + frames
+    margin = st[S_IN_SEQ] - nxt
+    caught_up = margin <= 0 and ring_peek_tag(tags, idx) != nxt
+    if st[S_DRY_OK] == 1 and (caught_up or (st[S_SLIP] > 0 and margin < st[S_PREFILL])):
+        # The output has caught up with the input itself (block nxt is not even captured): the
+        # server asked for more than real time delivered (a stream connecting re-times its sink,
+        # or the sink's clock runs faster than the mic's). Skipping ahead would leave every later
+        # block late, i.e. dry for good. Instead insert blocks until the input is ``prefill``
+        # blocks ahead again, as at the start (one more block of latency per block inserted): the
+        # first one is the delay-matched dry signal, which continues what was played, faded out;
+        # the rest silence; the processed audio then fades back in over one block.
+        g0 = np.float32(1.0) if st[S_SLIP] == 0 else np.float32(0.0)
+        for i in range(frames):
+            v = np.float32(0.0)
+            if dry_ok and g0 > 0:
+                v = g0 * np.float32(1.0 - (i + 1) / frames) * _dry_sample(hist, st, start + i)
+            for c in range(chans):
+                outdata[i, c] = v
+        st[S_SLIP] = 1
+        st[S_SLIPS] += 1
+        return
     if ring_peek_tag(tags, idx) == nxt:
         r = idx[R]
         slot = r % buf.shape[0]
@@ -194,6 +221,8 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
         elif k >= FADE_BLOCKS:
             for i in range(frames):
                 v = buf[slot, i, 0]
+                if st[S_SLIP] > 0:  # first block after a slip: fade in from the inserted silence
+                    v *= np.float32((i + 1) / frames)
                 for c in range(chans):
                     outdata[i, c] = v
         else:
@@ -208,6 +237,7 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
                 for c in range(chans):
                     outdata[i, c] = v
         idx[R] = r + 1
+        st[S_SLIP] = 0
         st[S_FADE] += 1
         st[S_PT_ACTIVE] = 0
         st[S_XFADE] = 0
@@ -215,6 +245,8 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
         if dry_ok:
             for i in range(frames):
                 v = _dry_sample(hist, st, start + i)
+                if st[S_SLIP] > 0:
+                    v *= np.float32((i + 1) / frames)
                 for c in range(chans):
                     outdata[i, c] = v
             st[S_PT_BLOCKS] += 1
@@ -228,9 +260,13 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
             st[S_SILENT] += 1
         st[S_FADE] = 0
         st[S_XFADE] = 0
+        st[S_SLIP] = 0
     st[S_OUT_LEVEL_SEQ] = nxt
     st[S_NEXT] = nxt + 1
 
+
+_HERE = Path(__file__)
+jitcache.bind_sources([input_kernel, output_kernel, _dry_sample], [_HERE, _HERE.with_name("ring.py")])
 
 _env_lock = threading.Lock()
 
