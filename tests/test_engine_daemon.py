@@ -90,7 +90,9 @@ def daemon_counters(d) -> dict:
     c = dict(d.counters())
     if d.session is not None:
         c.update(resyncs=int(d.session.st[S.S_RESYNCS]), worker_rt=d.session.worker.is_realtime,
-                 skipped=d.session.telemetry.skipped)
+                 skipped=d.session.telemetry.skipped, in_seq=int(d.session.st[S.S_IN_SEQ]),
+                 next=int(d.session.st[S.S_NEXT]), out_cb=int(d.session.st[S.S_OUT_CALLBACKS]),
+                 hist_w=int(d.session.st[S.S_HIST_W]))
     return c
 
 
@@ -115,7 +117,8 @@ def transported_cleanly(server, x: np.ndarray, daemon, min_corr: float = 0.98, a
         rec = play_and_record(server, x, settle_s=settle_s)
         try:
             return check_clean_transport(x, rec, min_corr=min_corr, daemon=daemon)
-        except AssertionError:
+        except AssertionError as e:
+            print(f"attempt {i + 1} of {attempts} failed: {e}")  # shown by pytest if the test fails
             if i == attempts - 1:
                 raise
     return -1
