@@ -68,7 +68,7 @@ SCHEMA: dict[str, Any] = {
         "postfilter": Setting(True, _one_of(True, False), "true or false"),
     },
     "audio": {
-        "latency": Setting(0.04, lambda v: v in ("low", "high") or _number(0.001, 1.0)(v), "'low', 'high' or a number of seconds from 0.001 to 1"),
+        "latency": Setting("low", lambda v: v in ("low", "high") or _number(0.001, 1.0)(v), "'low', 'high' or a number of seconds from 0.001 to 1"),
         "prefill_blocks": Setting(3, _integer(1, 20), "an integer from 1 to 20 (10 ms blocks queued before the output starts)"),
         "ring_blocks": Setting(64, _integer(8, 1024), "an integer from 8 to 1024 (capacity of each ring buffer in 10 ms blocks)"),
         "input_rate": Setting("auto", lambda v: v == "auto" or v in (8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000), "'auto' or one of 8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000"),
