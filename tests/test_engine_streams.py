@@ -82,6 +82,10 @@ def test_an_output_clock_ahead_of_the_input_slips_a_block_instead_of_falling_int
     assert s.st[S.S_PT_BLOCKS] == 0 and s.st[S.S_SILENT] == 0
     lag = 1440 + 2 * HOP
     np.testing.assert_array_equal(y[lag + 3 * HOP: 100 * HOP], x[3 * HOP: 100 * HOP - lag])
+    # what was inserted: the dry continuation fading to 0, then silence (the rest of the slips),
+    # then the processed audio fading in from 0: one run of zeros, no other
+    zero = np.flatnonzero(y[100 * HOP: 130 * HOP] == 0.0)
+    assert zero.size == 4 * HOP + 1 and zero[-1] - zero[0] == zero.size - 1
     # after the event: the same signal, every sample, later by the blocks inserted
     late = lag + 5 * HOP
     np.testing.assert_array_equal(y[130 * HOP:], x[130 * HOP - late: x.size + 6 * HOP - late])

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
-
 from numba import carray, njit, types
 from numba.core import cgutils, sigutils
 from numba.core.ccallback import CFunc

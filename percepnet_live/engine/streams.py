@@ -10,12 +10,12 @@ one ``eventfd`` write to wake the worker: no allocation, no lock, no logging, no
 * ``output_kernel`` plays the processed block whose tag is the next sequence number. When that
   block is missing (the worker is late: CPU starvation), it plays the dry history at the same
   position instead, i.e. the input delayed by exactly the processing delay, so the switch keeps
-  the timing; late blocks are discarded when they arrive. When the block is missing because
-  its input has not even been captured (the output clock ran ahead of the input's), it inserts
-  blocks until the input is ``prefill`` blocks ahead again (a *slip*: the latency grows by the
-  blocks inserted; the standing-backlog rule below takes back what turns out to be excess). When processed blocks come back it
+  the timing; late blocks are discarded when they arrive. When processed blocks come back it
   holds the dry signal for ``fade_hold`` blocks (the processor's own delay line refilling) and
-  cross-fades back over ``FADE_BLOCKS`` blocks.
+  cross-fades back over ``FADE_BLOCKS`` blocks. When the block is missing because its input has
+  not even been captured (the output clock ran ahead of the input's), it inserts blocks until the
+  input is ``prefill`` blocks ahead again (a *slip*: the latency grows by the blocks inserted;
+  the standing-backlog rule below takes back what turns out to be excess).
 
 All counters live in the int64 array ``st`` (indices ``S_*`` below) so that the daemon can read
 them from any thread without locks.
@@ -196,16 +196,17 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
         # blocks ahead again, as at the start (one more block of latency per block inserted): the
         # first one is the delay-matched dry signal, which continues what was played, faded out;
         # the rest silence; the processed audio then fades back in over one block.
-        g0 = np.float32(1.0) if st[S_SLIP] == 0 else np.float32(0.0)
+        first = st[S_SLIP] == 0
         for i in range(frames):
             v = np.float32(0.0)
-            if dry_ok and g0 > 0:
-                v = g0 * np.float32(1.0 - (i + 1) / frames) * _dry_sample(hist, st, start + i)
+            if first and dry_ok:
+                v = np.float32(1.0 - (i + 1) / frames) * _dry_sample(hist, st, start + i)
             for c in range(chans):
                 outdata[i, c] = v
         st[S_SLIP] = 1
         st[S_SLIPS] += 1
         return
+    fade_in = st[S_SLIP] > 0  # the first block after inserted silence
     if ring_peek_tag(tags, idx) == nxt:
         r = idx[R]
         slot = r % buf.shape[0]
@@ -221,8 +222,6 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
         elif k >= FADE_BLOCKS:
             for i in range(frames):
                 v = buf[slot, i, 0]
-                if st[S_SLIP] > 0:  # first block after a slip: fade in from the inserted silence
-                    v *= np.float32((i + 1) / frames)
                 for c in range(chans):
                     outdata[i, c] = v
         else:
@@ -237,7 +236,6 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
                 for c in range(chans):
                     outdata[i, c] = v
         idx[R] = r + 1
-        st[S_SLIP] = 0
         st[S_FADE] += 1
         st[S_PT_ACTIVE] = 0
         st[S_XFADE] = 0
@@ -245,8 +243,6 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
         if dry_ok:
             for i in range(frames):
                 v = _dry_sample(hist, st, start + i)
-                if st[S_SLIP] > 0:
-                    v *= np.float32((i + 1) / frames)
                 for c in range(chans):
                     outdata[i, c] = v
             st[S_PT_BLOCKS] += 1
@@ -260,6 +256,11 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
             st[S_SILENT] += 1
         st[S_FADE] = 0
         st[S_XFADE] = 0
+    if fade_in:
+        for i in range(frames):
+            g = np.float32((i + 1) / frames)
+            for c in range(chans):
+                outdata[i, c] *= g
         st[S_SLIP] = 0
     st[S_OUT_LEVEL_SEQ] = nxt
     st[S_NEXT] = nxt + 1
