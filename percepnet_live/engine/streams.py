@@ -15,7 +15,13 @@ one ``eventfd`` write to wake the worker: no allocation, no lock, no logging, no
   cross-fades back over ``FADE_BLOCKS`` blocks. When the block is missing because its input has
   not even been captured (the output clock ran ahead of the input's), it inserts blocks until the
   input is ``prefill`` blocks ahead again (a *slip*: the latency grows by the blocks inserted;
-  the standing-backlog rule below takes back what turns out to be excess).
+  the standing-backlog rule below takes back what turns out to be excess). Without a dry signal
+  (the worker resamples) an empty queue is a slip too: the block plays when it comes.
+* One second after the output (re)starts, the queue is *aligned*: its lowest level over that
+  second is brought to ``prefill - 1`` or ``prefill`` (blocks dropped with a cross-fade, or
+  inserted like a slip), so that a bursty input (capture fragments of several blocks, PipeWire's
+  quanta) gives the same delay at every start instead of one that depends on where in a burst
+  the output began.
 
 All counters live in the int64 array ``st`` (indices ``S_*`` below) so that the daemon can read
 them from any thread without locks.
@@ -65,7 +71,10 @@ S_WIN_MIN = 22        # lowest output queue level in the current window
 S_EXCESS_LIMIT = 23   # standing backlog (blocks above prefill) tolerated before dropping
 S_XFADE = 24          # 1 + ring slot of the block a backlog drop skipped (cross-fade source), 0 = none
 S_SLIPS = 25          # blocks inserted because the output had caught up with the input (latency +1 each)
-S_SLIP = 26           # 1 while inserting (until the input is S_PREFILL blocks ahead again)
+S_SLIP = 26           # 1 while slipping (until the input is S_PREFILL blocks ahead again), 2 while aligning
+S_ALIGNED = 27        # 1 once the first queue window after a (re)start has been aligned
+S_INSERT = 28         # blocks still to insert for that alignment
+S_WIN_EVENTS = 29     # slips + passthrough + silent blocks when the current queue window began
 S_SIZE = 32
 
 FADE_BLOCKS = 3
@@ -159,6 +168,7 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
         st[S_RESYNCS] += 1
         st[S_NEXT] = -1
         st[S_EXCESS_RUN] = 0
+        st[S_ALIGNED] = 0
         for i in range(frames):
             for c in range(chans):
                 outdata[i, c] = 0.0
@@ -168,9 +178,24 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
     level = ring_count(idx)
     if st[S_EXCESS_RUN] == 0 or level < st[S_WIN_MIN]:
         st[S_WIN_MIN] = level
+    events = st[S_SLIPS] + st[S_PT_BLOCKS] + st[S_SILENT]
+    if st[S_EXCESS_RUN] == 0:
+        st[S_WIN_EVENTS] = events
     st[S_EXCESS_RUN] += 1
     if st[S_EXCESS_RUN] >= EXCESS_CALLBACKS:
-        if st[S_WIN_MIN] > st[S_PREFILL] + st[S_EXCESS_LIMIT]:
+        # The first window after a (re)start aligns the queue: a bursty input (capture fragments of
+        # several blocks; PipeWire's quanta) leaves a level that depends on where in a burst the
+        # output started, i.e. a delay that differs by whole blocks from one start to the next.
+        # Its lowest level is brought to prefill - 1 or prefill (what a steady input gives):
+        # excess dropped as below, a shortfall inserted like a slip (but not after a slip,
+        # passthrough or silence in the window: the level was low for another reason).
+        limit = st[S_EXCESS_LIMIT]
+        if st[S_ALIGNED] == 0:
+            st[S_ALIGNED] = 1
+            limit = 0
+            if st[S_WIN_MIN] < st[S_PREFILL] - 1 and events == st[S_WIN_EVENTS]:
+                st[S_INSERT] = st[S_PREFILL] - 1 - st[S_WIN_MIN]
+        if st[S_WIN_MIN] > st[S_PREFILL] + limit:
             st[S_XFADE] = idx[R] % buf.shape[0] + 1  # the block that would have played: fade from it
             for _ in range(st[S_WIN_MIN] - st[S_PREFILL]):
                 ring_drop(idx)
@@ -187,15 +212,24 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
     start = nxt * frames - st[S_DELAY]
     dry_ok = st[S_DRY_OK] == 1 and start + frames <= st[S_HIST_W] and start >= st[S_HIST_W] - hist.shape[0] + frames
     margin = st[S_IN_SEQ] - nxt
-    caught_up = margin <= 0 and ring_peek_tag(tags, idx) != nxt
-    if st[S_DRY_OK] == 1 and (caught_up or (st[S_SLIP] > 0 and margin < st[S_PREFILL])):
+    missing = ring_peek_tag(tags, idx) != nxt
+    if st[S_DRY_OK] == 1:
+        caught_up = (missing and margin <= 0) or (st[S_SLIP] == 1 and margin < st[S_PREFILL])
+    else:
+        # No dry signal to fall back on (the worker resamples): when the queue has run empty,
+        # whether the worker or the input is late, wait for the block (until ``prefill`` blocks
+        # are queued again) rather than play silence in its place and discard it when it comes.
+        caught_up = (missing and ring_count(idx) == 0) or (st[S_SLIP] == 1 and ring_count(idx) < st[S_PREFILL])
+    aligning = st[S_INSERT] > 0
+    if caught_up or aligning:
         # The output has caught up with the input itself (block nxt is not even captured): the
         # server asked for more than real time delivered (a stream connecting re-times its sink,
         # or the sink's clock runs faster than the mic's). Skipping ahead would leave every later
         # block late, i.e. dry for good. Instead insert blocks until the input is ``prefill``
         # blocks ahead again, as at the start (one more block of latency per block inserted): the
         # first one is the delay-matched dry signal, which continues what was played, faded out;
-        # the rest silence; the processed audio then fades back in over one block.
+        # the rest silence; the processed audio then fades back in over one block. The queue
+        # alignment above inserts its blocks the same way.
         first = st[S_SLIP] == 0
         for i in range(frames):
             v = np.float32(0.0)
@@ -203,8 +237,12 @@ def output_kernel(outdata, buf, tags, idx, hist, st, flags):
                 v = np.float32(1.0 - (i + 1) / frames) * _dry_sample(hist, st, start + i)
             for c in range(chans):
                 outdata[i, c] = v
-        st[S_SLIP] = 1
-        st[S_SLIPS] += 1
+        if aligning:
+            st[S_INSERT] -= 1
+            st[S_SLIP] = 2
+        else:
+            st[S_SLIP] = 1
+            st[S_SLIPS] += 1
         return
     fade_in = st[S_SLIP] > 0  # the first block after inserted silence
     if ring_peek_tag(tags, idx) == nxt:
