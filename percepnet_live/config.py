@@ -53,6 +53,25 @@ def _device(v: Any) -> bool:
     return (isinstance(v, str) and v != "") or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
 
 
+AUTO_LATENCY = {"input": 0.04, "output": 0.07}
+"""PortAudio latency (s) of each stream for ``audio.latency: auto``: capture fragments of ~25 ms
+(fewer wake-ups: a third less daemon CPU than 'low') and 70 ms of playback buffer in the server,
+which rode out the scheduling stalls of a loaded virtual machine (BENCHMARKS.md, session 5)."""
+
+
+def stream_latency(audio: dict[str, Any], kind: str) -> Any:
+    """The latency hint for the ``kind`` ("input"/"output") stream from the ``audio`` settings."""
+    own = audio[f"{kind}_latency"]
+    if own is not None:
+        return own
+    return AUTO_LATENCY[kind] if audio["latency"] == "auto" else audio["latency"]
+
+
+def _latency(v: Any) -> bool:
+    """A PortAudio latency hint: 'low', 'high' or seconds."""
+    return v in ("low", "high") or _number(0.001, 1.0)(v)
+
+
 SCHEMA: dict[str, Any] = {
     "input": Setting("mic", _device, "'mic' (the default source), a device name substring, or a device index"),
     "output": Setting("loopback", _device, "'loopback' (create the virtual microphone), a device name substring, or a device index"),
@@ -68,8 +87,10 @@ SCHEMA: dict[str, Any] = {
         "postfilter": Setting(True, _one_of(True, False), "true or false"),
     },
     "audio": {
-        "latency": Setting("low", lambda v: v in ("low", "high") or _number(0.001, 1.0)(v), "'low', 'high' or a number of seconds from 0.001 to 1"),
-        "prefill_blocks": Setting(3, _integer(1, 20), "an integer from 1 to 20 (10 ms blocks queued before the output starts)"),
+        "latency": Setting("auto", lambda v: v == "auto" or _latency(v), "'auto', 'low', 'high' or a number of seconds from 0.001 to 1"),
+        "input_latency": Setting(None, lambda v: v is None or _latency(v), "null (from audio.latency), 'low', 'high' or a number of seconds from 0.001 to 1"),
+        "output_latency": Setting(None, lambda v: v is None or _latency(v), "null (from audio.latency), 'low', 'high' or a number of seconds from 0.001 to 1"),
+        "prefill_blocks": Setting(6, _integer(1, 20), "an integer from 1 to 20 (10 ms blocks queued before the output starts)"),
         "ring_blocks": Setting(64, _integer(8, 1024), "an integer from 8 to 1024 (capacity of each ring buffer in 10 ms blocks)"),
         "input_rate": Setting("auto", lambda v: v == "auto" or v in (8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000), "'auto' or one of 8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000"),
         "input_channels": Setting("auto", lambda v: v == "auto" or _integer(1, 8)(v), "'auto' or an integer from 1 to 8"),

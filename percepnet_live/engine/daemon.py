@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import stream_latency
 from ..constants import HOP, N_BANDS, SAMPLE_RATE
 from ..errors import UserError
 from . import devices as dev
@@ -147,7 +148,7 @@ class Session:
         processor.reset()
         self.worker = Worker(self.streams, processor, in_rate, out_rate, self.telemetry, slow_ms,
                              realtime=a["realtime"])
-        lat = a["latency"]
+        in_lat, out_lat = stream_latency(a, "input"), stream_latency(a, "output")
         s = self.streams
         self.started = time.monotonic()
         self.native = a["callbacks"] == "native"
@@ -162,9 +163,9 @@ class Session:
             else:
                 self.in_ctx = self.out_ctx = None
                 in_cb, out_cb = s.make_input_callback(), s.make_output_callback()
-            s.input = open_stream("input", in_route.pa_index, in_rate, in_ch, in_frames, lat, in_cb,
+            s.input = open_stream("input", in_route.pa_index, in_rate, in_ch, in_frames, in_lat, in_cb,
                                   in_route.pulse_name, userdata=self.in_ctx)
-            s.output = open_stream("output", out_route.pa_index, out_rate, 1, out_frames, lat, out_cb,
+            s.output = open_stream("output", out_route.pa_index, out_rate, 1, out_frames, out_lat, out_cb,
                                    out_route.pulse_name, userdata=self.out_ctx)
             # No reader of our own on the virtual mic: our output stream's 10 ms latency request
             # already clocks its null sink (pactl: "configured 10000 usec" with or without one), and a
