@@ -67,3 +67,22 @@ def test_dropout_check_flags_gaps_and_lag_moves_but_not_the_signal_onset():
     late = np.concatenate([out[:4 * rate], np.zeros(480, np.float32), out[4 * rate:]])  # 10 ms inserted
     r = dropouts(mic, late, lag)
     assert r["lag_moves"] == 1 and r["dropout_windows"] >= 1
+
+
+def test_dropout_clips_line_up_the_mic_and_the_output(tmp_path):
+    import soundfile as sf
+
+    from percepnet_live.engine.bench import dropouts, save_clips, voice_like
+
+    rate, lag = 48000, 4800
+    mic = voice_like(5.0, seed=4)
+    out = np.concatenate([np.zeros(lag, np.float32), mic])
+    out[lag + 2 * rate:lag + 2 * rate + 960] = 0.0
+    r = dropouts(mic, out, lag)
+    paths = save_clips(mic, out, lag, r["dropout_times_s"], tmp_path)
+    assert len(paths) == r["dropout_windows"] >= 1
+    clip, sr = sf.read(paths[0], dtype="float32")
+    assert sr == rate and clip.shape[1] == 2
+    ok = np.abs(clip[:, 1]) > 0
+    np.testing.assert_array_equal(clip[ok, 0], clip[ok, 1])  # aligned: equal wherever the output is not the gap
+    assert (~ok).sum() >= 960

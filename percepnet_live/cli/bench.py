@@ -24,13 +24,15 @@ def bench(
     daemon: bool = typer.Option(False, "--daemon", help="Benchmark the daemon instead (engine): delay against a plain passthrough daemon, dropouts and CPU over --daemon-minutes, on a private PulseAudio it starts."),
     daemon_minutes: float = typer.Option(10.0, "--daemon-minutes", min=0.0, help="Length of the --daemon long run (0: delay only)."),
     busy_core: bool = typer.Option(True, "--busy-core/--idle", help="--daemon: keep another core busy during the long run."),
+    clips: Optional[Path] = typer.Option(None, "--clips", metavar="DIR", help="--daemon: write each dropout window of the long run (mic left, output right, aligned, 0.5 s either side) as a WAV into DIR."),
 ) -> None:
     """Time each stage of the signal path and the whole path per 10 ms frame (median, p99) on one
     core after JIT warm-up, the CPU cost per audio second, and numba compile time."""
     if daemon:
         from ..engine.bench import run_daemon_bench
 
-        res = run_daemon_bench(runs=runs, minutes=daemon_minutes, busy=busy_core, no_network=True if no_network else None)
+        res = run_daemon_bench(runs=runs, minutes=daemon_minutes, busy=busy_core, no_network=True if no_network else None,
+                               clips_dir=clips)
         print(json.dumps(res, indent=2))
         if json_out is not None:
             json_out.write_text(json.dumps(res, indent=2))

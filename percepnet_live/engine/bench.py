@@ -156,7 +156,7 @@ def dropouts(mic: np.ndarray, out: np.ndarray, lag: int, search: int = 2400) -> 
 
 
 def run_daemon_bench(runs: int = 3, minutes: float = 10.0, busy: bool = True, no_network: bool | None = None,
-                     log=print) -> dict:
+                     log=print, clips_dir=None) -> dict:
     """Measure delay (vs a plain passthrough daemon), dropouts and CPU; returns the figures."""
     import signal
 
@@ -187,11 +187,30 @@ def run_daemon_bench(runs: int = 3, minutes: float = 10.0, busy: bool = True, no
         res["percepnet_median_ms"] = float(np.nanmedian(proc))
         res["excess_ms"] = res["percepnet_median_ms"] - res["plain_median_ms"]
         if minutes > 0:
-            res.update(_long_run(server, path_args, minutes, busy, log))
+            res.update(_long_run(server, path_args, minutes, busy, log, clips_dir))
     return res
 
 
-def _long_run(server, path_args: list[str], minutes: float, busy: bool, log) -> dict:
+def save_clips(mic: np.ndarray, out: np.ndarray, lag: int, times_s: list[float], folder) -> list[str]:
+    """Write each dropout window (with 0.5 s either side) as a stereo WAV: the mic left, the output
+    right, advanced by the run's lag so that both channels line up; returns the paths."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for t in times_s:
+        a = max(0, int((t - 0.5) * RATE))
+        b = min(len(mic), int((t + WINDOW_S + 0.5) * RATE), len(out) - lag)
+        path = folder / f"dropout_{t:08.2f}s.wav"
+        sf.write(path, np.stack([mic[a:b], out[a + lag:b + lag]], axis=1), RATE, subtype="FLOAT")
+        paths.append(str(path))
+    return paths
+
+
+def _long_run(server, path_args: list[str], minutes: float, busy: bool, log, clips_dir=None) -> dict:
     seconds = minutes * 60.0
     sig = np.tile(voice_like(10.0, seed=9), int(np.ceil(seconds / 10.0)))[: int(seconds * RATE)]
     burner = None
@@ -220,6 +239,8 @@ def _long_run(server, path_args: list[str], minutes: float, busy: bool, log) -> 
     lag_out, c = lag_of(sig[: 2 * RATE], out[: head + 4 * RATE])
     lag = lag_out - lag_mic
     check = dropouts(mic, out, lag)
+    if clips_dir is not None and check["dropout_times_s"]:
+        check["clips"] = save_clips(mic, out, lag, check["dropout_times_s"], clips_dir)
     cpu_per_audio_s = (cpu1 - cpu0) / (wall1 - wall0)
     during = {k: counters.get(k, 0) - start_counters.get(k, 0) for k in counters} if start_counters else {}
     log(f"long run: {minutes:g} min, busy core {'yes' if busy else 'no'}: {check['dropout_windows']} dropout windows "
