@@ -36,6 +36,7 @@ def test_user_file_is_read_from_xdg(tmp_path, monkeypatch):
         ("processing:\n  lookahead_ms: 15\n", ["'processing.lookahead_ms'", "0, 10 or 20"]),
         ("audio: 3\n", ["'audio' must be a mapping"]),
         ("log_level: [\n", ["line"]),
+        ("audio:\n  output_latency: fast\n", ["'audio.output_latency'", "null (from audio.latency)"]),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path, text, words):
@@ -47,3 +48,21 @@ def test_bad_settings_name_the_key(tmp_path, text, words):
     assert "\n" not in message
     for w in words:
         assert w in message
+
+
+@pytest.mark.parametrize(
+    "audio, expected",
+    [
+        ({}, (0.04, 0.07)),                                              # auto
+        ({"latency": "low"}, ("low", "low")),
+        ({"latency": 0.02, "output_latency": 0.05}, (0.02, 0.05)),
+        ({"input_latency": "high"}, ("high", 0.07)),
+    ],
+)
+def test_each_stream_gets_its_latency_from_the_settings(tmp_path, audio, expected):
+    import yaml
+
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"audio": audio}))
+    a = config.load(f, use_user_file=False)["audio"]
+    assert (config.stream_latency(a, "input"), config.stream_latency(a, "output")) == expected

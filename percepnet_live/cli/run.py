@@ -15,6 +15,16 @@ def _device(value: Optional[str]):
     return int(value) if value.strip().isdigit() else value
 
 
+def _seconds_or_word(value: Optional[str]):
+    """A CLI latency value: a number of seconds as float, a word ('auto', 'low', 'high') as is."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value.strip()
+
+
 def run(
     input: Optional[str] = typer.Option(None, "--input", "-i", help="Capture device: 'mic' (the server's default source, never our own virtual mic), a name substring, or an index from 'percepnet-live devices' (config: input, default mic)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="'loopback' (create the virtual microphone) or an existing playback device (name substring or index) (config: output, default loopback)."),
@@ -23,7 +33,8 @@ def run(
     attenuation_limit: Optional[float] = typer.Option(None, "--attenuation-limit", help="Never suppress more than this many dB (0-100)."),
     mix: Optional[float] = typer.Option(None, "--mix", help="Dry/wet mix, 0.0 (input, delay-matched) to 1.0 (fully processed) (config: processing.mix, default 1.0)."),
     lookahead_ms: Optional[int] = typer.Option(None, "--lookahead-ms", help="Comb look-ahead: 0, 10 or 20 ms (algorithmic delay = 10 ms + look-ahead)."),
-    prefill: Optional[int] = typer.Option(None, "--prefill", help="10 ms blocks queued before the output starts (jitter margin)."),
+    latency: Optional[str] = typer.Option(None, "--latency", help="Stream buffers: 'auto' (40 ms capture, 70 ms playback: rides out stalls of a loaded machine), 'low' (least delay; pair with --prefill 3), 'high' or seconds (config: audio.latency, default auto)."),
+    prefill: Optional[int] = typer.Option(None, "--prefill", help="10 ms blocks queued before the output starts: the margin for a late worker or capture (config: audio.prefill_blocks, default 6)."),
     passthrough: bool = typer.Option(False, "--passthrough", help="No suppression: the same audio path without PercepNet (latency baseline, or to check the routing)."),
     no_network: bool = typer.Option(False, "--no-network", help="The full PercepNet signal path with unity gains (no suppression): latency and CPU of the DSP without trained weights."),
     tui: bool = typer.Option(False, "--tui", help="Show the live dashboard in this terminal."),
@@ -45,7 +56,8 @@ def run(
     cfg = cfgmod.load(config, {
         "input": _device(input), "output": _device(output), "processing.model": model,
         "processing.attenuation_limit_db": attenuation_limit, "processing.lookahead_ms": lookahead_ms,
-        "processing.mix": mix, "audio.prefill_blocks": prefill, "log_level": "debug" if verbose else log_level,
+        "processing.mix": mix, "audio.latency": _seconds_or_word(latency), "audio.prefill_blocks": prefill,
+        "log_level": "debug" if verbose else log_level,
     })
     logging.basicConfig(level=getattr(logging, cfg["log_level"].upper()), format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("percepnet_live")
