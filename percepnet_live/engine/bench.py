@@ -220,6 +220,7 @@ def _long_run(server, path_args: list[str], minutes: float, busy: bool, log, cli
         d = _RunningDaemon(server, path_args)
         try:
             with server.recording_probe() as rec:
+                started = time.time()  # the recording's start, to line dropout times up with other logs
                 player = server.play(np.concatenate([np.zeros(3 * RATE, np.float32), sig]), sink="probe_stim")
                 time.sleep(2.0)  # connection settling (the signal starts at 3 s)
                 start_counters = daemon_counters(server)
@@ -248,7 +249,7 @@ def _long_run(server, path_args: list[str], minutes: float, busy: bool, log, cli
         f"counters during the signal {during}")
     return {"minutes": minutes, "busy_core": busy, **check, "cpu_s_per_audio_s": cpu_per_audio_s,
             "daemon_counters_total": counters, "daemon_counters_during_signal": during,
-            "start_lag_ms": 1000.0 * lag / SAMPLE_RATE}
+            "start_lag_ms": 1000.0 * lag / SAMPLE_RATE, "recording_started_unix": started}
 
 
 def daemon_counters(server) -> dict:
