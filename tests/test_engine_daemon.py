@@ -22,6 +22,7 @@ from audio_servers import RATE, available, private_pipewire, private_pulseaudio
 from percepnet_live import config
 from percepnet_live.constants import HOP, SAMPLE_RATE
 from percepnet_live.engine.bench import lag_of, voice_like
+from percepnet_live.engine import streams as S
 from percepnet_live.engine.daemon import Daemon
 from percepnet_live.engine.worker import DelayProcessor
 
@@ -52,6 +53,25 @@ def longest_silence(x: np.ndarray, floor: float = 1e-5) -> int:
         run = run + 1 if q else 0
         best = max(best, run)
     return best
+
+
+def realtime_allowed() -> bool:
+    """Whether this process may use SCHED_FIFO (root, RLIMIT_RTPRIO or rtkit)."""
+    import resource
+
+    return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0
+
+
+def fifo_threads(priority: int) -> list[int]:
+    """This process's threads running SCHED_FIFO at ``priority``."""
+    out = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            if os.sched_getscheduler(int(tid)) == os.SCHED_FIFO and os.sched_getparam(int(tid)).sched_priority == priority:
+                out.append(int(tid))
+        except OSError:
+            continue
+    return out
 
 
 def wait_until(cond, timeout: float, step: float = 0.1) -> bool:
@@ -148,6 +168,10 @@ def test_the_virtual_mic_carries_the_processed_mic_signal_intact(kind):
         d = Daemon(cfg_for(), processor=unity_processor())
         d.start()
         try:
+            first = d.session
+            if realtime_allowed() and first is not None:  # the capture callback thread starts as a normal thread
+                assert first.pending_rt
+                assert all(os.sched_getscheduler(t) == os.SCHED_OTHER for t in first.pending_rt)
             assert wait_until(lambda: VM in s.source_names(), 10)
             desc = s.pactl("list", "sources")
             assert "PercepNet Microphone" in desc
@@ -159,6 +183,11 @@ def test_the_virtual_mic_carries_the_processed_mic_signal_intact(kind):
             # delay-matched dry input (the transport check above still holds); never a sustained fallback
             assert snap["counters"]["passthrough_blocks"] < 20, snap["counters"]
             assert snap["latency_ms"]["algorithmic"] == pytest.approx(1000 * d.processor.delay_samples / SAMPLE_RATE)
+            if realtime_allowed():
+                # both callback threads end at the callback priority; the capture one only after
+                # it settled (it busy-waits for its first fraction of a second: not at RT priority)
+                assert d.session.pending_rt == []
+                assert len(fifo_threads(S.CALLBACK_RT_PRIORITY)) == 2
         finally:
             d.stop()
         assert not any("percepnet_live.pid" in a for _, _, a in s.modules()), "modules left behind"

@@ -39,7 +39,8 @@ from .soundserver import ServerConnection, ServerUnavailable, VirtualMic
 from .streams import (S_IN_CALLBACKS, S_IN_DROPPED, S_IN_OVERFLOWS, S_OUT_CALLBACKS, S_OUT_UNDERFLOWS,
                       EXCESS_BLOCKS, EXCESS_BLOCKS_PIPEWIRE, S_PT_ACTIVE, S_PT_BLOCKS, S_PT_EVENTS, S_SILENT,
                       S_SLIPS, S_STALE,
-                      Streams, enable_realtime, new_state, open_stream, promote_audio_threads)
+                      CALLBACK_RT_PRIORITY, Streams, enable_realtime, make_realtime, new_state, open_stream,
+                      promote_audio_threads, thread_ids)
 from .worker import DelayProcessor, Telemetry, Worker
 
 log = logging.getLogger("percepnet_live.engine")
@@ -48,6 +49,8 @@ POLL_S = 0.5
 """Supervisor period in seconds (a poll is three round trips to the server)."""
 MAX_BACKOFF_S = 2.0
 """Longest wait between recovery attempts (resume within 5 s of a device returning)."""
+SETTLE_CALLBACKS = 100
+"""Input blocks (1 s of audio) after which the capture callback thread gets real-time priority."""
 STALL_S = 1.0
 """A stream whose callback has not run for this long is considered dead and reopened."""
 HIST_BLOCKS = 64
@@ -170,12 +173,17 @@ class Session:
             # No reader of our own on the virtual mic: our output stream's 10 ms latency request
             # already clocks its null sink (pactl: "configured 10000 usec" with or without one), and a
             # recorder connecting later gets audio at once (measured: BENCHMARKS.md, "keeper").
+            # The capture callback thread starts as a normal thread: for its first 0.3-1.7 s PortAudio
+            # busy-waits on the ALSA pulse PCM (measured: 0.4 s of CPU at start, then ~1 %), which at
+            # real-time priority held a core from every lower real-time thread (a probe at FIFO 30
+            # stalled 1.7 s; a PulseAudio server's I/O threads run at RR 5). ``settle`` raises it later.
             if a["realtime"]:
-                for stream in (s.input, s.output):
-                    enable_realtime(stream)
+                enable_realtime(s.output)
             self.worker.start()
             s.output.start()
+            before = thread_ids()
             s.input.start()
+            self.pending_rt = sorted(thread_ids() - before) if a["realtime"] else []
             if a["realtime"]:
                 promote_audio_threads()
         except BaseException:
@@ -183,6 +191,12 @@ class Session:
             raise
         self.in_latency = float(s.input.latency)
         self.out_latency = float(s.output.latency)
+
+    def settle(self) -> None:
+        """Raise the capture callback thread to real-time priority once the input has run a while."""
+        if self.pending_rt and self.st[S_IN_CALLBACKS] >= SETTLE_CALLBACKS:
+            make_realtime(self.pending_rt, CALLBACK_RT_PRIORITY)
+            self.pending_rt = []
 
     def close(self) -> None:
         self.worker.stop()
@@ -367,6 +381,7 @@ class Daemon:
                       "(input %.1f + output %.1f + queue), total %.1f ms", in_route.label, self.session.out_route.label,
                       self.session.in_rate, self.session.in_ch, lat["algorithmic"], lat["buffers"],
                       1000 * self.session.in_latency, 1000 * self.session.out_latency, lat["total"])
+        self.session.settle()
         self._state = "running"
         if log.isEnabledFor(logging.DEBUG):
             snap = self.snapshot()

@@ -361,6 +361,23 @@ def promote_audio_threads() -> list[str]:
     return changed
 
 
+def thread_ids() -> set[int]:
+    """The ids of this process's threads."""
+    return {int(t) for t in os.listdir("/proc/self/task")}
+
+
+def make_realtime(tids, priority: int) -> list[int]:
+    """Give threads ``tids`` of this process SCHED_FIFO ``priority`` where allowed; returns those changed."""
+    changed = []
+    for tid in tids:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+            changed.append(tid)
+        except (OSError, ValueError):
+            continue
+    return changed
+
+
 def realtime_thread(priority: int) -> bool:
     """Give the calling thread SCHED_FIFO ``priority`` if allowed; False (and unchanged) otherwise."""
     try:
