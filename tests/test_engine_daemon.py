@@ -198,7 +198,7 @@ def test_the_virtual_mic_carries_the_processed_mic_signal_intact(kind):
 def test_an_application_that_starts_recording_later_gets_audio_at_once(kind):
     """The virtual mic behaves like a real device for a late recorder: no stall while an idle null
     sink's rendered-ahead audio drains, with nothing of ours reading it (the daemon's output stream
-    alone clocks the sink at its 10 ms latency)."""
+    alone clocks the sink; the recorder's 10 ms request then sets its latency)."""
     x = np.tile(voice_like(2.0), 5)
     with _server(kind) as s, s.activate():
         d = Daemon(cfg_for(), processor=unity_processor())

@@ -170,9 +170,10 @@ class Session:
                                   in_route.pulse_name, userdata=self.in_ctx)
             s.output = open_stream("output", out_route.pa_index, out_rate, 1, out_frames, out_lat, out_cb,
                                    out_route.pulse_name, userdata=self.out_ctx)
-            # No reader of our own on the virtual mic: our output stream's 10 ms latency request
-            # already clocks its null sink (pactl: "configured 10000 usec" with or without one), and a
-            # recorder connecting later gets audio at once (measured: BENCHMARKS.md, "keeper").
+            # No reader of our own on the virtual mic: our output stream's latency request already
+            # clocks its null sink (at 'low': pactl "configured 10000 usec", with or without a reader;
+            # a recorder's lower request takes over), and a recorder connecting later gets audio at
+            # once (measured: BENCHMARKS.md, "keeper"; tested with the current default).
             # The capture callback thread starts as a normal thread: for its first 0.3-1.7 s PortAudio
             # busy-waits on the ALSA pulse PCM (measured: 0.4 s of CPU at start, then ~1 %), which at
             # real-time priority held a core from every lower real-time thread (a probe at FIFO 30
