@@ -66,13 +66,14 @@ def test_early_target_keeps_direct_path_and_50_ms_of_reflections():
     assert 0.1 < info["rt60"] < 1.3
 
 
-def test_mixture_reaches_its_drawn_snr_and_level(tiny_corpus):
+@pytest.mark.parametrize("recipe", D.RECIPES)
+def test_mixture_reaches_its_drawn_snr_and_level(tiny_corpus, recipe):
     corpus = D.scan_corpus(tiny_corpus)
     assert {c.category for c in corpus.speech} == {"anna", "bob", "cleo", "dan"}
     rng = np.random.default_rng(5)
     checked = 0
     for _ in range(12):
-        seq = D.make_sequence(corpus, None, rng, 4.0)
+        seq = D.make_sequence(corpus, None, rng, 4.0, recipe)
         assert seq.clean.shape == seq.noisy.shape and len(seq.bandwidth_hz) == len(seq.clean) // HOP
         assert np.abs(seq.noisy).max() <= D.PEAK_LIMIT + 1e-6
         if seq.info["kind"] != "mix" or np.abs(seq.noisy).max() >= D.PEAK_LIMIT - 1e-3:
@@ -87,6 +88,18 @@ def test_mixture_reaches_its_drawn_snr_and_level(tiny_corpus):
     bob = [c for c in corpus.speech if c.category == "bob"][0]
     corpus.read(bob)
     assert 6000 < bob.bandwidth_hz <= 8000
+
+
+def test_recipe_4_weights_the_snr_toward_the_hard_range_and_recipe_2_stays_uniform():
+    lo, hi = D.SNR_DB
+    split_db, share = D.SNR_SPLIT
+    for recipe, expect_below in ((2, (split_db - lo) / (hi - lo)), (4, share)):
+        rng = np.random.default_rng(11)
+        snrs = np.array([D.draw_snr_db(rng, recipe) for _ in range(4000)])
+        assert snrs.min() >= lo and snrs.max() <= hi
+        assert abs(np.mean(snrs < split_db) - expect_below) < 0.03, recipe
+    with pytest.raises(Exception, match="recipe must be one of"):
+        D.make_sequence(None, None, np.random.default_rng(0), 1.0, recipe=3)
 
 
 def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path):
@@ -115,6 +128,11 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     # starting again over an existing run without --resume is refused in one line
     r4 = runner.invoke(app, common + ["--run", str(tmp_path / "a"), "--steps", "8"])
     assert r4.exit_code != 0 and "--resume" in str(r4.exception)
+    # a run keeps its recipe: resuming it on another one, or asking for an unknown one, is refused
+    r5 = runner.invoke(app, common + ["--run", str(tmp_path / "a"), "--steps", "9", "--resume", "--recipe", "4"])
+    assert r5.exit_code != 0 and "trains on recipe 2" in str(r5.exception)
+    r6 = runner.invoke(app, common + ["--run", str(tmp_path / "c"), "--steps", "1", "--recipe", "3"])
+    assert r6.exit_code != 0 and "--recipe must be one of 2, 4" in str(r6.exception)
 
     # the exported file loads in the runtime and matches the torch model on real features
     from percepnet_live.train.features import Dataset

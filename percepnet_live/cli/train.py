@@ -30,11 +30,12 @@ Recipe (every draw is seeded: the same command gives the same data):
     tilt/EQ, a third under a slow swelling envelope), babble of 3-7
     other training speakers (15%), or a procedural noise (35%:
     randomly shaped broadband, tonal hum/whine, swelling, clicks;
-    train/synth.py); 30% of noises reverberant; SNR -5..40 dB,
-    speech level -45..-10 dBFS; 5% speech-only and 5% noise-only
-    sequences. The dev split (--dev-hours) gives the dev loss.
-    Feature folders are named after the seed, the sequence length
-    and the recipe version (CACHE/features-train-s1-8s-r2).
+    train/synth.py); 30% of noises reverberant; SNR -5..40 dB
+    (--recipe 2: uniform; --recipe 4: 75% in -5..20 dB, 25% in
+    20..40 dB), speech level -45..-10 dBFS; 5% speech-only and 5%
+    noise-only sequences. The dev split (--dev-hours) gives the dev
+    loss. Feature folders are named after the seed, the sequence
+    length and the recipe version (CACHE/features-train-s1-8s-r2).
 
  3. Features and oracle targets come from the runtime's own numba
     frame code (pipeline.training_frames, 20 ms look-ahead), stored
@@ -87,6 +88,7 @@ def train(
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads (1 on a shared machine: with 2 threads and other load, torch's worker threads wait for each other and training nearly stalls)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes that precompute features (in the background once training has started)."),
     seed: int = typer.Option(1, "--seed", help="Seed of the data and of the training."),
+    recipe_version: Optional[int] = typer.Option(None, "--recipe", help="Mixture recipe: 2 (SNR uniform in -5..40 dB) or 4 (75% of mixtures in -5..20 dB); default: the shipped weights' recipe, or the run's own with --resume."),
     prepare_only: bool = typer.Option(False, "--prepare-only", help="Build rooms and features, then stop."),
     accept_stale: bool = typer.Option(False, "--accept-stale-features", help="Keep adding shards to a feature folder begun by another version of the frame code (development only; recorded in dataset.json)."),
 ) -> None:
@@ -98,22 +100,30 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ..train.data import RECIPE
+    from ..train.data import RECIPE, RECIPES
     from ..train.features import Dataset, precompute
     from ..train.model import DEFAULT_SIZE, SIZE_PRESETS
     from ..train.rir import cached_pool
     from ..train.trainer import TrainConfig, train as run_training
 
     console = Console()
+    stored_recipe = None
     if resume and (run / "config.json").is_file():
         import json
 
-        stored = json.loads((run / "config.json").read_text()).get("train", {}).get("sizes")
+        stored_cfg = json.loads((run / "config.json").read_text())
+        stored_recipe = stored_cfg.get("recipe", {}).get("recipe")
+        stored = stored_cfg.get("train", {}).get("sizes")
         stored_size = next((k for k, v in SIZE_PRESETS.items() if v._asdict() == stored), None)
         if size is not None and stored_size is not None and size != stored_size:
             raise UserError(f"--size {size}: the run in {run} trains a {stored_size} network")
         size = size or stored_size
     size = size or DEFAULT_SIZE
+    if recipe_version is not None and stored_recipe is not None and recipe_version != stored_recipe:
+        raise UserError(f"--recipe {recipe_version}: the run in {run} trains on recipe {stored_recipe}")
+    recipe_version = recipe_version or stored_recipe or RECIPE
+    if recipe_version not in RECIPES:
+        raise UserError(f"--recipe must be one of {', '.join(map(str, RECIPES))}, not {recipe_version}")
     if size not in SIZE_PRESETS:
         raise UserError(f"--size must be one of {', '.join(SIZE_PRESETS)}, not {size!r}")
     corpus = corpus.expanduser()
@@ -138,7 +148,7 @@ def train(
         cached_pool(dev_rir_path, max(rooms // 10, 1) if rooms else 0, seed + 1000, dev_extra if dev_extra.is_dir() else None)
 
     def feature_dir(split: str) -> Path:
-        return cache / f"features-{split}-s{seed}-{seconds:g}s-r{RECIPE}"
+        return cache / f"features-{split}-s{seed}-{seconds:g}s-r{recipe_version}"
 
     def build(split: str, h: float, rp: Path) -> Path:
         folder = feature_dir(split)
@@ -149,7 +159,7 @@ def train(
                 p.update(t, completed=done, total=total)
 
             desc = precompute(corpus, split, folder, h, seconds, seed, rp, workers=workers, progress=prog,
-                              accept_stale=accept_stale)
+                              accept_stale=accept_stale, recipe=recipe_version)
         console.print(f"{split}: {desc['audio_hours']:.2f} h of mixtures in {folder} "
                       f"(built in {desc['seconds_to_build']:.0f} s)")
         if desc.get("stale_frame_code"):
@@ -176,7 +186,7 @@ def train(
         def work() -> None:
             try:
                 precompute(corpus, "train", train_dir, hours, seconds, seed, rir_path, workers=workers, stop=stop,
-                           accept_stale=accept_stale)
+                           accept_stale=accept_stale, recipe=recipe_version)
             except BaseException as exc:  # reported by the main thread
                 failure.append(exc)
 
@@ -198,7 +208,8 @@ def train(
     console.print(f"training on {len(train_data)} sequences ({train_data.frames / 360000:.2f} h), "
                   f"dev {len(dev_data)} sequences")
     recipe = {"command": "percepnet-live train", "corpus": str(corpus), "hours": hours, "dev_hours": dev_hours,
-              "seconds": seconds, "rooms": rooms, "size": size, "seed": seed, "batch": batch, "crop": crop, "lr": lr,
+              "seconds": seconds, "rooms": rooms, "size": size, "seed": seed, "recipe": recipe_version,
+              "batch": batch, "crop": crop, "lr": lr,
               "init": str(init) if init else None,
               "dev_every": dev_every}
     if init is not None and resume:

@@ -20,8 +20,11 @@ One training sequence (``make_sequence``), all draws from one seeded generator:
       speakers summed; 15 %) or a procedural noise from ``synth`` (shaped broadband, tonal hum and
       whine, swelling, clicks; a mains hum added 30 % of the time; 35 %), layered 0-15 dB apart;
       30 % of noises reverberated;
-    * SNR uniform in -5..40 dB (active speech level against the noise power), active speech level
-      uniform in -45..-10 dBFS, then the whole mixture scaled down if its peak would exceed 0.99.
+    * SNR (active speech level against the noise power) in -5..40 dB: uniform over the whole range
+      in recipe 2; in recipe 4, 75 % of mixtures uniform in -5..20 dB and 25 % in 20..40 dB (the
+      range where suppression decides what a listener hears gets three times the density of the
+      almost clean one); active speech level uniform in -45..-10 dBFS, then the whole mixture
+      scaled down if its peak would exceed 0.99.
 
 Band limits: a frame is marked with the bandwidth of the speech clip sounding in it (times the
 speed factor, plus 0.3 s after the clip for reverberation tails); the loss ignores bands above it,
@@ -46,10 +49,17 @@ ACTIVE_RANGE_DB = 40.0
 """A 10 ms frame counts as active speech when its energy is within this many dB of the loudest."""
 
 RECIPE = 2
-"""Version of the mixture recipe below: feature folders are named and checked by it (1: corpus noise,
-babble and coloured noise; 2: the procedural noises of ``synth`` and swelling corpus noises)."""
+"""Version of the mixture recipe the shipped weights were trained on. Feature folders are named and
+checked by the version (1: corpus noise, babble and coloured noise; 2: the procedural noises of
+``synth`` and swelling corpus noises; 3 was a speed-perturbation experiment on a branch; 4: recipe 2
+with the SNR weighted toward the hard range, ``SNR_SPLIT``)."""
+
+RECIPES = (2, 4)
+"""The versions this code can still make (``make_sequence(recipe=...)``, ``train --recipe``)."""
 
 SNR_DB = (-5.0, 40.0)
+SNR_SPLIT = (20.0, 0.75)
+"""Recipe 4: this share of mixtures draws its SNR below this many dB, the rest above it."""
 SPEECH_LEVEL_DBFS = (-45.0, -10.0)
 PEAK_LIMIT = 0.99
 P_SPEECH_ONLY = 0.05
@@ -346,8 +356,21 @@ def _noise_layer(corpus: Corpus, rng: np.random.Generator, n: int, exclude_speak
     return colour(y, rng), clip.category
 
 
-def make_sequence(corpus: Corpus, rirs, rng: np.random.Generator, seconds: float) -> Sequence:
-    """One augmented training pair (see the module docstring for the recipe)."""
+def draw_snr_db(rng: np.random.Generator, recipe: int = RECIPE) -> float:
+    """The mixture's SNR in dB under ``recipe`` (see the module docstring)."""
+    lo, hi = SNR_DB
+    if recipe == 4:
+        split_db, share_below = SNR_SPLIT
+        if rng.random() < share_below:
+            return float(rng.uniform(lo, split_db))
+        return float(rng.uniform(split_db, hi))
+    return float(rng.uniform(lo, hi))
+
+
+def make_sequence(corpus: Corpus, rirs, rng: np.random.Generator, seconds: float, recipe: int = RECIPE) -> Sequence:
+    """One augmented training pair under ``recipe`` (see the module docstring)."""
+    if recipe not in RECIPES:
+        raise UserError(f"recipe must be one of {', '.join(map(str, RECIPES))}, not {recipe!r}")
     n = int(seconds * SAMPLE_RATE) // HOP * HOP
     u = rng.random()
     kind = "speech_only" if u < P_SPEECH_ONLY else ("noise_only" if u < P_SPEECH_ONLY + P_NOISE_ONLY else "mix")
@@ -377,7 +400,7 @@ def make_sequence(corpus: Corpus, rirs, rng: np.random.Generator, seconds: float
 
     # levels: active speech level of the target, SNR against the noise power
     level_db = float(rng.uniform(*SPEECH_LEVEL_DBFS))
-    snr_db = float(rng.uniform(*SNR_DB))
+    snr_db = draw_snr_db(rng, recipe)
     p_t = active_power(target)
     if kind == "noise_only" or p_t <= 0:
         target = np.zeros(n)

@@ -101,12 +101,12 @@ def shard_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def make_shard(corpus: Corpus, rirs, seed: int, split: str, index: int, seconds: float, n_seqs: int = SHARD_SEQS,
-               lookahead_ms: int = 20) -> dict:
+               lookahead_ms: int = 20, recipe: int = RECIPE) -> dict:
     """Generate shard ``index``: n_seqs sequences of ``seconds`` each -> stacked arrays."""
     rng = shard_rng(seed, split, index)
     rows = []
     for _ in range(n_seqs):
-        seq = make_sequence(corpus, rirs, rng, seconds)
+        seq = make_sequence(corpus, rirs, rng, seconds, recipe)
         rows.append(sequence_rows(seq.clean, seq.noisy, seq.bandwidth_hz, lookahead_ms))
     return {
         "features": np.stack([r["features"] for r in rows]).astype(np.float16),
@@ -142,17 +142,17 @@ def _worker_init(corpus_root: str, split: str, rir_path: str | None) -> None:
 
 
 def _worker_job(args) -> tuple[int, float]:
-    out_dir, seed, split, index, seconds, lookahead_ms = args
+    out_dir, seed, split, index, seconds, lookahead_ms, recipe = args
     t0 = time.perf_counter()
-    arrays = make_shard(_W["corpus"], _W["rirs"], seed, split, index, seconds, lookahead_ms=lookahead_ms)
+    arrays = make_shard(_W["corpus"], _W["rirs"], seed, split, index, seconds, lookahead_ms=lookahead_ms, recipe=recipe)
     _save_npz(Path(out_dir) / f"shard_{index:05d}.npz", arrays)
     return index, time.perf_counter() - t0
 
 
 def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, seconds: float, seed: int,
                rir_path: Path | None, workers: int = 1, lookahead_ms: int = 20, progress=None, stop=None,
-               accept_stale: bool = False) -> dict:
-    """Fill ``out_dir`` with enough shards for ``hours`` of audio (existing shards are kept).
+               accept_stale: bool = False, recipe: int = RECIPE) -> dict:
+    """Fill ``out_dir`` with enough shards for ``hours`` of audio of ``recipe`` (existing shards are kept).
 
     ``stop``: an optional threading.Event; when set, no further shard is started (the ones done
     stay). ``accept_stale``: add shards made by the current frame code to a folder begun by another
@@ -167,7 +167,7 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
     todo = [i for i in range(n_shards) if not (out_dir / f"shard_{i:05d}.npz").is_file()]
     desc = {"corpus": str(corpus_root), "split": split, "hours": hours, "seconds": seconds, "seed": seed,
             "rirs": str(rir_path) if rir_path else None, "lookahead_ms": lookahead_ms, "shard_seqs": SHARD_SEQS,
-            "n_shards": n_shards, "frame_code": frame_code_hash(), "recipe": RECIPE}
+            "n_shards": n_shards, "frame_code": frame_code_hash(), "recipe": recipe}
     old = out_dir / "dataset.json"
     if old.is_file():
         prev = json.loads(old.read_text())
@@ -193,7 +193,7 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
     done = n_shards - len(todo)
     if progress:
         progress(done, n_shards, 0.0)
-    jobs = [(str(out_dir), seed, split, i, seconds, lookahead_ms) for i in todo]
+    jobs = [(str(out_dir), seed, split, i, seconds, lookahead_ms, recipe) for i in todo]
     if workers <= 1 and stop is None:   # in-process; a background build always uses a pool (no GIL sharing)
         _worker_init(str(corpus_root), split, str(rir_path) if rir_path else None)
         results = map(_worker_job, jobs)
