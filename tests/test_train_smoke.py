@@ -102,6 +102,31 @@ def test_recipe_4_weights_the_snr_toward_the_hard_range_and_recipe_2_stays_unifo
         D.make_sequence(None, None, np.random.default_rng(0), 1.0, recipe=3)
 
 
+def test_speech_weight_counts_speech_frames_that_many_times_in_the_loss():
+    from percepnet_live.train.loss import percepnet_loss
+
+    g = torch.Generator().manual_seed(0)
+    shape = (2, 6, N_BANDS)
+    gh, rh, g0, r0 = (torch.rand(shape, generator=g) for _ in range(4))
+    v = torch.zeros(2, 6)
+    vad = torch.tensor([[1, 1, 0, 0, 0, 1], [0, 0, 0, 1, 1, 0]], dtype=torch.float32)
+    mask = torch.ones(shape)
+    mask[1, :, 20:] = 0.0
+    plain, _ = percepnet_loss(gh, rh, v, g0, r0, mask, vad)
+    same, _ = percepnet_loss(gh, rh, v, g0, r0, mask, vad, speech_weight=1.0)
+    assert torch.equal(plain, same)
+    # weight 3 = the same loss over the data with every speech frame written three times
+    rep = [1 + 2 * int(x) for x in vad.flatten()]
+    idx = torch.repeat_interleave(torch.arange(12), torch.tensor(rep))
+    flat = [t.reshape(12, 1, -1)[idx].reshape(1, len(idx), -1) for t in (gh, rh, g0, r0, mask)]
+    vad_rep = vad.flatten()[idx].reshape(1, -1)
+    w3, parts3 = percepnet_loss(gh, rh, v, g0, r0, mask, vad, speech_weight=3.0, vad_weight=0.0)
+    ref, parts_ref = percepnet_loss(*flat[:2], vad_rep * 0, *flat[2:4], flat[4], vad_rep, vad_weight=0.0)
+    assert abs(parts3["gain"] - parts_ref["gain"]) < 1e-6 and abs(parts3["strength"] - parts_ref["strength"]) < 1e-6
+    plain0, _ = percepnet_loss(gh, rh, v, g0, r0, mask, vad, vad_weight=0.0)
+    assert not torch.allclose(w3, plain0)
+
+
 def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path):
     runner = CliRunner()
     common = ["train", "--corpus", str(tiny_corpus), "--cache", str(tmp_path / "cache"), "--hours", "0.01",

@@ -6,7 +6,9 @@ Per band-frame, with gamma = 0.5 and C4 = 10 (the paper's values):
 
 averaged over the band-frames the mask allows (bands above a band-limited clip's bandwidth are
 masked: the network must neither remove nor invent content there), plus a small binary
-cross-entropy on the voice-activity output.
+cross-entropy on the voice-activity output. ``speech_weight`` (``train --speech-weight``, default 1)
+counts the band-frames of speech frames (the VAD target) that many times in the average: more than
+1 asks the network to keep speech at the cost of some noise between words.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ VAD_WEIGHT = 0.05
 
 
 def percepnet_loss(gains_hat, strengths_hat, vad_logits, gains, strengths, mask, vad,
-                   gamma: float = GAMMA, c4: float = C4, vad_weight: float = VAD_WEIGHT) -> tuple[torch.Tensor, dict]:
+                   gamma: float = GAMMA, c4: float = C4, vad_weight: float = VAD_WEIGHT,
+                   speech_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
     """All band tensors [B, T, 34] (mask: 1 = band counts, 0 = ignored), vad tensors [B, T].
 
     Returns the scalar loss and its parts (gain, strength, vad) as floats for the progress display.
     """
     mask = mask.to(gains_hat.dtype)
+    if speech_weight != 1.0:
+        mask = mask * (1.0 + (speech_weight - 1.0) * vad.to(gains_hat.dtype)).unsqueeze(-1)
     n = mask.sum().clamp_min(1.0)
     eps = 1e-8
     dg = (gains.clamp(0, 1) + eps) ** gamma - (gains_hat + eps) ** gamma

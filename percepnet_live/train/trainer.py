@@ -39,6 +39,7 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     refresh_every: int = 50          # steps between looks for newly precomputed shards
     seed: int = 1
+    speech_weight: float = 1.0       # weight of speech frames in the training loss (the dev loss stays unweighted)
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -192,7 +193,8 @@ def train(run_dir: Path, train_data, dev_data, cfg: TrainConfig | None, resume: 
             start = rng.integers(0, seq_len - crop + 1, cfg.batch)
             b = {k: torch.from_numpy(v) for k, v in train_data.batch(idx, start, crop).items()}
             g, r, v = model(b["features"])
-            loss, parts = percepnet_loss(g, r, v, b["gains"], b["strengths"], b["mask"], b["vad"])
+            loss, parts = percepnet_loss(g, r, v, b["gains"], b["strengths"], b["mask"], b["vad"],
+                                         speech_weight=cfg.speech_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
