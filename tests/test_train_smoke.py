@@ -93,7 +93,7 @@ def test_mixture_reaches_its_drawn_snr_and_level(tiny_corpus, recipe):
 def test_recipe_4_weights_the_snr_toward_the_hard_range_and_recipe_2_stays_uniform():
     lo, hi = D.SNR_DB
     split_db, share = D.SNR_SPLIT
-    for recipe, expect_below in ((2, (split_db - lo) / (hi - lo)), (4, share)):
+    for recipe, expect_below in ((2, (split_db - lo) / (hi - lo)), (4, share), (5, share)):
         rng = np.random.default_rng(11)
         snrs = np.array([D.draw_snr_db(rng, recipe) for _ in range(4000)])
         assert snrs.min() >= lo and snrs.max() <= hi
@@ -157,7 +157,7 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     r5 = runner.invoke(app, common + ["--run", str(tmp_path / "a"), "--steps", "9", "--resume", "--recipe", "4"])
     assert r5.exit_code != 0 and "trains on recipe 2" in str(r5.exception)
     r6 = runner.invoke(app, common + ["--run", str(tmp_path / "c"), "--steps", "1", "--recipe", "3"])
-    assert r6.exit_code != 0 and "--recipe must be one of 2, 4" in str(r6.exception)
+    assert r6.exit_code != 0 and "--recipe must be one of 2, 4, 5" in str(r6.exception)
 
     # the exported file loads in the runtime and matches the torch model on real features
     from percepnet_live.train.features import Dataset

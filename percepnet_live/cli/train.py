@@ -25,14 +25,15 @@ Recipe (every draw is seeded: the same command gives the same data):
     split (or any folder with speech/ and noise/ of wav/flac/opus):
     one speaker's clips with 0.1-1 s pauses, speed-perturbed x0.9-1.1
     (pitch and tempo), random 2nd-order spectral tilt and peaking EQ;
-    55% reverberant, target = direct path + 50 ms of early reflections;
+    55% reverberant (--recipe 5: 25%), target = direct path + 50 ms
+    of early reflections;
     1-3 noise layers: corpus noise (50%: looped, speed x0.8-1.25, own
     tilt/EQ, a third under a slow swelling envelope), babble of 3-7
     other training speakers (15%), or a procedural noise (35%:
     randomly shaped broadband, tonal hum/whine, swelling, clicks;
     train/synth.py); 30% of noises reverberant; SNR -5..40 dB
-    (--recipe 2: uniform; --recipe 4: 75% in -5..20 dB, 25% in
-    20..40 dB), speech level -45..-10 dBFS; 5% speech-only and 5%
+    (--recipe 2: uniform; --recipe 4 and 5: 75% in -5..20 dB, 25%
+    in 20..40 dB), speech level -45..-10 dBFS; 5% speech-only and 5%
     noise-only sequences. The dev split (--dev-hours) gives the dev
     loss. Feature folders are named after the seed, the sequence
     length and the recipe version (CACHE/features-train-s1-8s-r2).
@@ -90,7 +91,7 @@ def train(
     workers: int = typer.Option(2, "--workers", min=1, help="Processes that precompute features (in the background once training has started)."),
     seed: int = typer.Option(1, "--seed", help="Seed of the data and of the training."),
     speech_weight: float = typer.Option(1.0, "--speech-weight", min=0.1, max=20.0, help="Weight of speech frames (the VAD target) in the training loss; above 1 favours keeping speech over removing noise between words (the dev loss is always unweighted). A new run's setting; a resumed run keeps its own."),
-    recipe_version: Optional[int] = typer.Option(None, "--recipe", help="Mixture recipe: 2 (SNR uniform in -5..40 dB) or 4 (75% of mixtures in -5..20 dB); default: the shipped weights' recipe, or the run's own with --resume."),
+    recipe_version: Optional[int] = typer.Option(None, "--recipe", help="Mixture recipe: 2 (SNR uniform in -5..40 dB), 4 (75% of mixtures in -5..20 dB) or 5 (as 4, 25% reverberant instead of 55%); default: the shipped weights' recipe, or the run's own with --resume."),
     prepare_only: bool = typer.Option(False, "--prepare-only", help="Build rooms and features, then stop."),
     accept_stale: bool = typer.Option(False, "--accept-stale-features", help="Keep adding shards to a feature folder begun by another version of the frame code (development only; recorded in dataset.json)."),
 ) -> None:

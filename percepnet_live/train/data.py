@@ -13,8 +13,9 @@ One training sequence (``make_sequence``), all draws from one seeded generator:
     * speech colouring: a random 2nd-order spectral tilt (RNNoise's H(z) = (1 + a1 z^-1 + a2 z^-2) /
       (1 + b1 z^-1 + b2 z^-2), coefficients in +-3/8) and, half the time, 1-3 peaking EQ bands of
       +-8 dB; the coloured speech is the target (the network must not undo a voice's timbre);
-    * reverberation (55 %): speech convolved with a simulated room (``rir.py``); the target is the
-      same speech convolved with the room's early part (direct path + 50 ms);
+    * reverberation (55 % in recipes 2 and 4, 25 % in recipe 5): speech convolved with a simulated
+      room (``rir.py``); the target is the same speech convolved with the room's early part (direct
+      path + 50 ms);
     * noise: 1-3 layers, each a corpus noise clip (looped with crossfades, speed x0.8-1.25, its own
       tilt/EQ, a third of them under a slow swelling envelope; 50 %), babble (3-7 other training
       speakers summed; 15 %) or a procedural noise from ``synth`` (shaped broadband, tonal hum and
@@ -23,7 +24,7 @@ One training sequence (``make_sequence``), all draws from one seeded generator:
     * SNR (active speech level against the noise power) in -5..40 dB: uniform over the whole range
       in recipe 2; in recipe 4, 75 % of mixtures uniform in -5..20 dB and 25 % in 20..40 dB (the
       range where suppression decides what a listener hears gets three times the density of the
-      almost clean one); active speech level uniform in -45..-10 dBFS, then the whole mixture
+      almost clean one; recipe 5 draws it like recipe 4); active speech level uniform in -45..-10 dBFS, then the whole mixture
       scaled down if its peak would exceed 0.99.
 
 Band limits: a frame is marked with the bandwidth of the speech clip sounding in it (times the
@@ -52,9 +53,10 @@ RECIPE = 2
 """Version of the mixture recipe the shipped weights were trained on. Feature folders are named and
 checked by the version (1: corpus noise, babble and coloured noise; 2: the procedural noises of
 ``synth`` and swelling corpus noises; 3 was a speed-perturbation experiment on a branch; 4: recipe 2
-with the SNR weighted toward the hard range, ``SNR_SPLIT``)."""
+with the SNR weighted toward the hard range, ``SNR_SPLIT``; 5: recipe 4 with fewer reverberant
+mixtures, ``P_REVERB_R5``)."""
 
-RECIPES = (2, 4)
+RECIPES = (2, 4, 5)
 """The versions this code can still make (``make_sequence(recipe=...)``, ``train --recipe``)."""
 
 SNR_DB = (-5.0, 40.0)
@@ -65,6 +67,10 @@ PEAK_LIMIT = 0.99
 P_SPEECH_ONLY = 0.05
 P_NOISE_ONLY = 0.05
 P_REVERB = 0.55
+P_REVERB_R5 = 0.25
+"""Recipe 5: networks trained with 55 % of dereverberation targets took 1.5 dB off dry, clean speech
+(a dry dev mixture at 60 dB SNR) and 2.3 dB at 20 dB, where RNNoise takes 0.4: they hedge between
+dry and reverberant speech."""
 P_NOISE_REVERB = 0.3
 P_BABBLE = 0.15
 P_SYNTHETIC = 0.35
@@ -359,7 +365,7 @@ def _noise_layer(corpus: Corpus, rng: np.random.Generator, n: int, exclude_speak
 def draw_snr_db(rng: np.random.Generator, recipe: int = RECIPE) -> float:
     """The mixture's SNR in dB under ``recipe`` (see the module docstring)."""
     lo, hi = SNR_DB
-    if recipe == 4:
+    if recipe in (4, 5):
         split_db, share_below = SNR_SPLIT
         if rng.random() < share_below:
             return float(rng.uniform(lo, split_db))
@@ -380,7 +386,7 @@ def make_sequence(corpus: Corpus, rirs, rng: np.random.Generator, seconds: float
     speech, bw_samples, speaker = _speech_track(corpus, rng, n)
     speech = colour(speech, rng)
     target = speech
-    if rirs is not None and len(rirs) and rng.random() < P_REVERB:
+    if rirs is not None and len(rirs) and rng.random() < (P_REVERB_R5 if recipe == 5 else P_REVERB):
         h, early = rirs.pick(rng)
         speech, target = fftconv(speech, h), fftconv(speech, early)
         info["reverb"] = True
