@@ -22,9 +22,9 @@ One training sequence (``make_sequence``), all draws from one seeded generator:
       whine, swelling, clicks; a mains hum added 30 % of the time; 35 %), layered 0-15 dB apart;
       30 % of noises reverberated;
     * SNR (active speech level against the noise power) in -5..40 dB: uniform over the whole range
-      in recipe 2; in recipe 4, 75 % of mixtures uniform in -5..20 dB and 25 % in 20..40 dB (the
-      range where suppression decides what a listener hears gets three times the density of the
-      almost clean one; recipe 5 draws it like recipe 4); active speech level uniform in -45..-10 dBFS, then the whole mixture
+      in recipe 2; in recipes 4 and 5, 75 % of mixtures uniform in -5..20 dB and 25 % in 20..40 dB
+      (the range where suppression decides what a listener hears gets three times the density of
+      the almost clean one); active speech level uniform in -45..-10 dBFS, then the whole mixture
       scaled down if its peak would exceed 0.99.
 
 Band limits: a frame is marked with the bandwidth of the speech clip sounding in it (times the
@@ -52,25 +52,37 @@ ACTIVE_RANGE_DB = 40.0
 RECIPE = 2
 """Version of the mixture recipe the shipped weights were trained on. Feature folders are named and
 checked by the version (1: corpus noise, babble and coloured noise; 2: the procedural noises of
-``synth`` and swelling corpus noises; 3 was a speed-perturbation experiment on a branch; 4: recipe 2
-with the SNR weighted toward the hard range, ``SNR_SPLIT``; 5: recipe 4 with fewer reverberant
-mixtures, ``P_REVERB_R5``)."""
+``synth`` and swelling corpus noises; 3 was a speed-perturbation experiment on a branch; 4 and 5:
+see ``RECIPE_KNOBS``)."""
 
-RECIPES = (2, 4, 5)
+
+@dataclass(frozen=True)
+class RecipeKnobs:
+    """What differs between the recipes this code can still make."""
+
+    weighted_snr: bool
+    """Draw the SNR by ``SNR_SPLIT`` (more mixtures in the hard range) instead of uniformly."""
+    p_reverb: float
+    """Share of sequences whose speech is reverberant (target: its early reflections)."""
+
+
+RECIPE_KNOBS = {
+    2: RecipeKnobs(weighted_snr=False, p_reverb=0.55),
+    4: RecipeKnobs(weighted_snr=True, p_reverb=0.55),
+    # 5: fewer dereverberation targets: networks trained on 55 % took 1.5 dB off dry, clean speech
+    # (BENCHMARKS.md, session 6); 25 % gave back 0.3 dB of it
+    5: RecipeKnobs(weighted_snr=True, p_reverb=0.25),
+}
+RECIPES = tuple(RECIPE_KNOBS)
 """The versions this code can still make (``make_sequence(recipe=...)``, ``train --recipe``)."""
 
 SNR_DB = (-5.0, 40.0)
 SNR_SPLIT = (20.0, 0.75)
-"""Recipe 4: this share of mixtures draws its SNR below this many dB, the rest above it."""
+"""Weighted SNR: this share of mixtures draws its SNR below this many dB, the rest above it."""
 SPEECH_LEVEL_DBFS = (-45.0, -10.0)
 PEAK_LIMIT = 0.99
 P_SPEECH_ONLY = 0.05
 P_NOISE_ONLY = 0.05
-P_REVERB = 0.55
-P_REVERB_R5 = 0.25
-"""Recipe 5: networks trained with 55 % of dereverberation targets took 1.5 dB off dry, clean speech
-(a dry dev mixture at 60 dB SNR) and 2.3 dB at 20 dB, where RNNoise takes 0.4: they hedge between
-dry and reverberant speech."""
 P_NOISE_REVERB = 0.3
 P_BABBLE = 0.15
 P_SYNTHETIC = 0.35
@@ -365,7 +377,7 @@ def _noise_layer(corpus: Corpus, rng: np.random.Generator, n: int, exclude_speak
 def draw_snr_db(rng: np.random.Generator, recipe: int = RECIPE) -> float:
     """The mixture's SNR in dB under ``recipe`` (see the module docstring)."""
     lo, hi = SNR_DB
-    if recipe in (4, 5):
+    if RECIPE_KNOBS[recipe].weighted_snr:
         split_db, share_below = SNR_SPLIT
         if rng.random() < share_below:
             return float(rng.uniform(lo, split_db))
@@ -386,7 +398,7 @@ def make_sequence(corpus: Corpus, rirs, rng: np.random.Generator, seconds: float
     speech, bw_samples, speaker = _speech_track(corpus, rng, n)
     speech = colour(speech, rng)
     target = speech
-    if rirs is not None and len(rirs) and rng.random() < (P_REVERB_R5 if recipe == 5 else P_REVERB):
+    if rirs is not None and len(rirs) and rng.random() < RECIPE_KNOBS[recipe].p_reverb:
         h, early = rirs.pick(rng)
         speech, target = fftconv(speech, h), fftconv(speech, early)
         info["reverb"] = True
