@@ -90,7 +90,7 @@ def test_mixture_reaches_its_drawn_snr_and_level(tiny_corpus, recipe):
     assert 6000 < bob.bandwidth_hz <= 8000
 
 
-def test_recipe_4_weights_the_snr_toward_the_hard_range_and_recipe_2_stays_uniform():
+def test_recipes_4_and_5_weight_the_snr_toward_the_hard_range_and_recipe_2_stays_uniform():
     lo, hi = D.SNR_DB
     split_db, share = D.SNR_SPLIT
     for recipe, expect_below in ((2, (split_db - lo) / (hi - lo)), (4, share), (5, share)):
@@ -98,7 +98,7 @@ def test_recipe_4_weights_the_snr_toward_the_hard_range_and_recipe_2_stays_unifo
         snrs = np.array([D.draw_snr_db(rng, recipe) for _ in range(4000)])
         assert snrs.min() >= lo and snrs.max() <= hi
         assert abs(np.mean(snrs < split_db) - expect_below) < 0.03, recipe
-    with pytest.raises(Exception, match="recipe must be one of"):
+    with pytest.raises(D.UserError, match="recipe must be one of"):
         D.make_sequence(None, None, np.random.default_rng(0), 1.0, recipe=3)
 
 
