@@ -344,20 +344,20 @@ def promote_audio_threads() -> list[str]:
     load a normal thread waits several milliseconds for a core, long enough for the server to find
     our 20 ms output buffer empty. Both are raised above the worker (40)."""
     changed = []
-    for tid in os.listdir("/proc/self/task"):
+    for tid in sorted(thread_ids()):
         try:
             with open(f"/proc/self/task/{tid}/comm") as f:
                 comm = f.read().strip()
-            policy = os.sched_getscheduler(int(tid))
-            prio = os.sched_getparam(int(tid)).sched_priority
-            if comm == "threaded-ml" and policy == os.SCHED_OTHER:
-                os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(PULSE_IO_RT_PRIORITY))
-                changed.append(f"{tid}:{comm}")
-            elif policy == os.SCHED_FIFO and prio == 1:
-                os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(CALLBACK_RT_PRIORITY))
-                changed.append(f"{tid}:callback")
+            policy = os.sched_getscheduler(tid)
+            prio = os.sched_getparam(tid).sched_priority
         except (OSError, ValueError):
             continue
+        if comm == "threaded-ml" and policy == os.SCHED_OTHER:
+            if make_realtime([tid], PULSE_IO_RT_PRIORITY):
+                changed.append(f"{tid}:{comm}")
+        elif policy == os.SCHED_FIFO and prio == 1:
+            if make_realtime([tid], CALLBACK_RT_PRIORITY):
+                changed.append(f"{tid}:callback")
     return changed
 
 
@@ -367,24 +367,21 @@ def thread_ids() -> set[int]:
 
 
 def make_realtime(tids, priority: int) -> list[int]:
-    """Give threads ``tids`` of this process SCHED_FIFO ``priority`` where allowed; returns those changed."""
+    """Give threads ``tids`` of this process (0: the calling thread) SCHED_FIFO ``priority`` where
+    allowed; returns those changed."""
     changed = []
     for tid in tids:
         try:
             os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
             changed.append(tid)
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             continue
     return changed
 
 
 def realtime_thread(priority: int) -> bool:
     """Give the calling thread SCHED_FIFO ``priority`` if allowed; False (and unchanged) otherwise."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-        return True
-    except (PermissionError, OSError, AttributeError):
-        return False
+    return bool(make_realtime([0], priority))
 
 
 def open_stream(kind: str, device, rate: int, channels: int, frames: int, latency, callback, pulse_name: str | None,
