@@ -190,6 +190,34 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     assert torch.allclose(c["model"]["gru1.weight_hh_l0"], a["model"]["gru1.weight_hh_l0"], atol=2e-3)
 
 
+def test_dropout_is_a_training_setting_the_run_keeps_and_inference_never_sees(tiny_corpus, tmp_path):
+    from percepnet_live.model.network import Sizes
+    from percepnet_live.train.model import PercepNetModel
+
+    runner = CliRunner()
+    common = ["train", "--corpus", str(tiny_corpus), "--cache", str(tmp_path / "cache"), "--hours", "0.01",
+              "--dev-hours", "0.005", "--seconds", "3", "--rooms", "1", "--batch", "4", "--crop", "40",
+              "--threads", "1", "--run", str(tmp_path / "d")]
+    r1 = runner.invoke(app, common + ["--steps", "2", "--dropout", "0.3"])
+    assert r1.exit_code == 0, r1.output
+    r2 = runner.invoke(app, common + ["--steps", "3", "--resume"])   # no --dropout: the run's own is kept
+    assert r2.exit_code == 0, r2.output
+    ck = torch.load(tmp_path / "d" / "last.pt", weights_only=False)
+    assert ck["step"] == 3 and ck["config"]["dropout"] == 0.3
+    # in training mode two passes differ; the exported network computes the eval-mode (no dropout) model
+    model = PercepNetModel(Sizes(**ck["config"]["sizes"]), dropout=ck["config"]["dropout"])
+    model.load_state_dict(ck["model"])
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 30, 70)).astype(np.float32))
+    model.train()
+    assert not torch.equal(model(x)[0], model(x)[0])
+    model.eval()
+    with torch.no_grad():
+        g_t = model(x)[0][0].numpy()
+    net = Network.load(tmp_path / "d" / "weights-last.npz", precision="float32")
+    tol = 0.011 if net.meta.get("float16") else 1e-4
+    assert np.abs(net.run(x[0].numpy())[0] - g_t).max() < tol
+
+
 def test_loss_is_percepnets_and_ignores_masked_bands():
     from percepnet_live.train.loss import percepnet_loss
 

@@ -4,6 +4,8 @@ Structure (widths set by ``Sizes``): normalise the 70 features -> dense (tanh) -
 K1 frames (tanh) -> causal conv over K2 frames (tanh) -> 3 stacked GRUs -> two heads that each read
 the concatenation [conv2, gru1, gru2, gru3]: a GRU + dense 34 (sigmoid) for the band gains and a
 GRU + dense 34 (sigmoid) for the comb strengths, plus a dense voice-activity output.
+Optional dropout (training only, ``dropout`` > 0) on the conv output, between the GRUs and on the
+concatenation the heads read; in eval mode (and in numba) it is the identity.
 Causal: the output at frame t depends on frames <= t only (the DSP pipeline already gives the
 network its look-ahead frame), so numba can run it one frame at a time.
 """
@@ -29,9 +31,10 @@ DEFAULT_SIZE = "small"
 class PercepNetModel(nn.Module):
     """features [B, T, 70] -> gains [B, T, 34], strengths [B, T, 34], vad logits [B, T]."""
 
-    def __init__(self, sizes: Sizes):
+    def __init__(self, sizes: Sizes, dropout: float = 0.0):
         super().__init__()
         self.sizes = sizes
+        self.drop = nn.Dropout(dropout)
         s = sizes
         self.register_buffer("in_mean", torch.zeros(N_FEATURES))
         self.register_buffer("in_scale", torch.ones(N_FEATURES))
@@ -58,10 +61,14 @@ class PercepNetModel(nn.Module):
         a = torch.tanh(self.fc(x)).transpose(1, 2)                     # [B, D, T]
         a = torch.tanh(self.conv1(F.pad(a, (s.conv1_k - 1, 0))))       # causal: zeros before frame 0
         a = torch.tanh(self.conv2(F.pad(a, (s.conv2_k - 1, 0)))).transpose(1, 2)  # [B, T, C2]
+        d = self.drop
+        a = d(a)
         h1, _ = self.gru1(a)
+        h1 = d(h1)
         h2, _ = self.gru2(h1)
+        h2 = d(h2)
         h3, _ = self.gru3(h2)
-        cat = torch.cat([a, h1, h2, h3], dim=-1)
+        cat = torch.cat([a, h1, h2, d(h3)], dim=-1)
         g, _ = self.gain_gru(cat)
         r, _ = self.str_gru(cat)
         gains = torch.sigmoid(self.gain_fc(g))

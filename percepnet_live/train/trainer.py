@@ -40,6 +40,7 @@ class TrainConfig:
     refresh_every: int = 50          # steps between looks for newly precomputed shards
     seed: int = 1
     speech_weight: float = 1.0       # weight of speech frames in the training loss (the dev loss stays unweighted)
+    dropout: float = 0.0             # dropout between layers while training (none at inference)
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -122,7 +123,7 @@ def train(run_dir: Path, train_data, dev_data, cfg: TrainConfig | None, resume: 
     rng = np.random.default_rng(cfg.seed)
     if ck is None:
         torch.manual_seed(cfg.seed)
-    model = PercepNetModel(sizes)
+    model = PercepNetModel(sizes, dropout=cfg.dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if ck is not None:
         model.load_state_dict(ck["model"])
