@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Is B better than A, or within noise? A paired comparison of two `percepnet-live eval --csv` files.
+
+Mixtures are paired by (item, SNR), so the spread of the mixtures themselves cancels; for each metric
+the script prints both means over the shared mixtures, the mean difference B - A and a 95 %
+bootstrap interval of it (resampling mixtures). An interval that holds 0 means the two systems are
+not told apart by these mixtures: that is what "the same figures within noise" means in
+BENCHMARKS.md.
+
+    .venv/bin/python scripts/paired_diff.py runs/eval_s1.csv runs/eval_s1r.csv
+    .venv/bin/python scripts/paired_diff.py X.csv X.csv --system-a rnnoise --system-b ours
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+
+import numpy as np
+
+METRICS = ("pesq", "stoi", "si_sdr", "sig", "bak", "ovrl")
+
+
+def scores(path: str, system: str) -> dict[tuple[str, float], dict[str, float]]:
+    out = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["system"] != system:
+                continue
+            vals = {}
+            for m in METRICS:
+                try:
+                    v = float(row.get(m) or "nan")
+                except ValueError:
+                    v = math.nan
+                if math.isfinite(v):
+                    vals[m] = v
+            out[(row["item"], float(row["snr_db"]))] = vals
+    return out
+
+
+def paired(a: dict, b: dict, metric: str, n_boot: int = 10000, seed: int = 0):
+    keys = [k for k in a if k in b and metric in a[k] and metric in b[k]]
+    if not keys:
+        return None
+    x = np.array([a[k][metric] for k in keys])
+    y = np.array([b[k][metric] for k in keys])
+    d = y - x
+    rng = np.random.default_rng(seed)
+    boot = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return len(keys), x.mean(), y.mean(), d.mean(), lo, hi
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--system-a", default="ours")
+    ap.add_argument("--system-b", default="ours")
+    opts = ap.parse_args()
+    a, b = scores(opts.a, opts.system_a), scores(opts.b, opts.system_b)
+    print(f"A = {opts.system_a} in {opts.a}\nB = {opts.system_b} in {opts.b}")
+    print(f"{'metric':8s} {'n':>4s} {'A':>8s} {'B':>8s} {'B - A':>8s}  95 % interval")
+    for m in METRICS:
+        r = paired(a, b, m)
+        if r is None:
+            continue
+        n, ma, mb, d, lo, hi = r
+        print(f"{m:8s} {n:4d} {ma:8.3f} {mb:8.3f} {d:+8.3f}  [{lo:+.3f}, {hi:+.3f}]")
+
+
+if __name__ == "__main__":
+    main()
