@@ -204,6 +204,7 @@ def test_dropout_is_a_training_setting_the_run_keeps_and_inference_never_sees(ti
     assert r2.exit_code == 0, r2.output
     ck = torch.load(tmp_path / "d" / "last.pt", weights_only=False)
     assert ck["step"] == 3 and ck["config"]["dropout"] == 0.3
+    assert Network.load(tmp_path / "d" / "weights-last.npz").meta["recipe"]["dropout"] == 0.3
     # in training mode two passes differ; the exported network computes the eval-mode (no dropout) model
     model = PercepNetModel(Sizes(**ck["config"]["sizes"]), dropout=ck["config"]["dropout"])
     model.load_state_dict(ck["model"])

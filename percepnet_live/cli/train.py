@@ -123,6 +123,9 @@ def train(
         if size is not None and stored_size is not None and size != stored_size:
             raise UserError(f"--size {size}: the run in {run} trains a {stored_size} network")
         size = size or stored_size
+        # the run's own loss settings (the trainer resumes with them; the exported metadata says so too)
+        speech_weight = stored_cfg.get("train", {}).get("speech_weight", 1.0)
+        dropout = stored_cfg.get("train", {}).get("dropout", 0.0)
     size = size or DEFAULT_SIZE
     if recipe_version is not None and stored_recipe is not None and recipe_version != stored_recipe:
         raise UserError(f"--recipe {recipe_version}: the run in {run} trains on recipe {stored_recipe}")
