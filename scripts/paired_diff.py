@@ -9,6 +9,9 @@ BENCHMARKS.md.
 
     .venv/bin/python scripts/paired_diff.py runs/eval_s1.csv runs/eval_s1r.csv
     .venv/bin/python scripts/paired_diff.py X.csv X.csv --system-a rnnoise --system-b ours
+    .venv/bin/python scripts/paired_diff.py X.csv X.csv --system-a rnnoise --system-b ours --by-item pesq
+
+``--by-item METRIC``: instead, each speech clip's mean of METRIC over its SNRs for A and B, and B - A.
 """
 
 from __future__ import annotations
@@ -59,9 +62,18 @@ def main() -> None:
     ap.add_argument("b")
     ap.add_argument("--system-a", default="ours")
     ap.add_argument("--system-b", default="ours")
+    ap.add_argument("--by-item", metavar="METRIC", choices=METRICS)
     opts = ap.parse_args()
     a, b = scores(opts.a, opts.system_a), scores(opts.b, opts.system_b)
     print(f"A = {opts.system_a} in {opts.a}\nB = {opts.system_b} in {opts.b}")
+    if opts.by_item:
+        m = opts.by_item
+        for item in sorted({k[0] for k in a if k in b}):
+            keys = [k for k in a if k[0] == item and k in b and m in a[k] and m in b[k]]
+            if keys:
+                ma, mb = np.mean([a[k][m] for k in keys]), np.mean([b[k][m] for k in keys])
+                print(f"{item:50s} {len(keys):2d} SNRs  A {ma:6.2f}  B {mb:6.2f}  B - A {mb - ma:+6.2f}")
+        return
     print(f"{'metric':8s} {'n':>4s} {'A':>8s} {'B':>8s} {'B - A':>8s}  95 % interval")
     for m in METRICS:
         r = paired(a, b, m)
