@@ -127,6 +127,38 @@ def test_speech_weight_counts_speech_frames_that_many_times_in_the_loss():
     assert not torch.allclose(w3, plain0)
 
 
+def test_loss_variants_charge_noise_left_in_more_than_speech_turned_down():
+    from percepnet_live.train.loss import GAMMA, percepnet_loss, sharpened
+
+    g = torch.tensor([0.0, 0.05, 0.1, 0.2, 0.5, 1.0])
+    assert torch.equal(sharpened(g, 0.0), g)
+    s5 = sharpened(g, 5.0)
+    assert torch.all(s5 <= g) and abs(float(s5[-1]) - 1.0) < 1e-3 and float(s5[4]) > 0.48
+    assert float(s5[2]) < 0.25 * float(g[2])          # a band at gain 0.1 is asked for about 0.02
+    # one noise-alone band-frame (oracle 0, predicted 0.03) and one speech band-frame (oracle 1, predicted 0.6)
+    gains, pred = torch.tensor([[[0.0, 1.0]]]), torch.tensor([[[0.03, 0.6]]])
+    ones, vad, v = torch.ones(1, 1, 2), torch.zeros(1, 1), torch.zeros(1, 1)
+
+    def per_band(**kw):
+        loss = []
+        for band in (0, 1):
+            mask = torch.zeros(1, 1, 2)
+            mask[..., band] = 1.0
+            loss.append(percepnet_loss(pred, ones, v, gains, ones, mask, vad, vad_weight=0.0, **kw)[1]["gain"])
+        return loss
+
+    noise, speech = per_band()
+    assert noise < speech                        # gamma 0.5: speech turned down by 4.4 dB costs more
+    assert per_band(gain_gamma=GAMMA) == [noise, speech]
+    noise6, speech6 = per_band(gain_gamma=1 / 6)
+    assert noise6 > 10 * speech6                 # gamma 1/6: noise left at -30 dB costs far more
+    # the strength term keeps the paper's exponent whatever the gain terms use
+    r_hat = torch.full((1, 1, 2), 0.3)
+    a = percepnet_loss(pred, r_hat, v, gains, ones, ones, vad)[1]["strength"]
+    b = percepnet_loss(pred, r_hat, v, gains, ones, ones, vad, gain_gamma=1 / 6, sharpen=5.0)[1]["strength"]
+    assert a == b
+
+
 def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path):
     runner = CliRunner()
     common = ["train", "--corpus", str(tiny_corpus), "--cache", str(tmp_path / "cache"), "--hours", "0.01",
@@ -190,7 +222,7 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     assert torch.allclose(c["model"]["gru1.weight_hh_l0"], a["model"]["gru1.weight_hh_l0"], atol=2e-3)
 
 
-def test_dropout_is_a_training_setting_the_run_keeps_and_inference_never_sees(tiny_corpus, tmp_path):
+def test_dropout_and_loss_variants_are_settings_the_run_keeps_and_inference_never_sees(tiny_corpus, tmp_path):
     from percepnet_live.model.network import Sizes
     from percepnet_live.train.model import PercepNetModel
 
@@ -198,13 +230,15 @@ def test_dropout_is_a_training_setting_the_run_keeps_and_inference_never_sees(ti
     common = ["train", "--corpus", str(tiny_corpus), "--cache", str(tmp_path / "cache"), "--hours", "0.01",
               "--dev-hours", "0.005", "--seconds", "3", "--rooms", "1", "--batch", "4", "--crop", "40",
               "--threads", "1", "--run", str(tmp_path / "d")]
-    r1 = runner.invoke(app, common + ["--steps", "2", "--dropout", "0.3"])
+    r1 = runner.invoke(app, common + ["--steps", "2", "--dropout", "0.3", "--gain-gamma", "0.25", "--sharpen", "5"])
     assert r1.exit_code == 0, r1.output
-    r2 = runner.invoke(app, common + ["--steps", "3", "--resume"])   # no --dropout: the run's own is kept
+    r2 = runner.invoke(app, common + ["--steps", "3", "--resume"])   # no options: the run's own are kept
     assert r2.exit_code == 0, r2.output
     ck = torch.load(tmp_path / "d" / "last.pt", weights_only=False)
-    assert ck["step"] == 3 and ck["config"]["dropout"] == 0.3
-    assert Network.load(tmp_path / "d" / "weights-last.npz").meta["recipe"]["dropout"] == 0.3
+    settings = {"dropout": 0.3, "gain_gamma": 0.25, "sharpen": 5.0}
+    assert ck["step"] == 3 and {k: ck["config"][k] for k in settings} == settings
+    recipe = Network.load(tmp_path / "d" / "weights-last.npz").meta["recipe"]
+    assert {k: recipe[k] for k in settings} == settings
     # in training mode two passes differ; the exported network computes the eval-mode (no dropout) model
     model = PercepNetModel(Sizes(**ck["config"]["sizes"]), dropout=ck["config"]["dropout"])
     model.load_state_dict(ck["model"])

@@ -49,7 +49,9 @@ Recipe (every draw is seeded: the same command gives the same data):
     head (GRU + 34 sigmoids), a strength head (GRU + 34 sigmoids) and
     a VAD output. Loss: PercepNet's (gamma 0.5, 4th-power term with
     C4 = 10, strength term) + 0.05 x VAD cross-entropy (speech frames
-    counted --speech-weight times, default 1). Optional --dropout
+    counted --speech-weight times, default 1). Variants: --gain-gamma
+    (exponent of the gain terms) and --sharpen (target g*tanh(K*g)^2),
+    both from RNNoise 0.2's training. Optional --dropout
     between layers while training (default none). AdamW on
     --batch crops of --crop frames, lr warm-up, then 1/(1+step/20000).
 
@@ -92,6 +94,8 @@ def train(
     workers: int = typer.Option(2, "--workers", min=1, help="Processes that precompute features (in the background once training has started)."),
     seed: int = typer.Option(1, "--seed", help="Seed of the data and of the training."),
     speech_weight: float = typer.Option(1.0, "--speech-weight", min=0.1, max=20.0, help="Weight of speech frames (the VAD target) in the training loss; above 1 favours keeping speech over removing noise between words (the dev loss is always unweighted). A new run's setting; a resumed run keeps its own."),
+    gain_gamma: Optional[float] = typer.Option(None, "--gain-gamma", min=0.05, max=1.0, help="Exponent of the gain terms of the training loss (default: PercepNet's 0.5; RNNoise 0.2 uses 1/6, which charges noise left between words far more). A new run's setting; a resumed run keeps its own."),
+    sharpen: float = typer.Option(0.0, "--sharpen", min=0.0, max=20.0, help="Train on the sharpened target g*tanh(K*g)^2 instead of the oracle gain g (K = 5 in RNNoise 0.2): bands the noise dominates are asked to go quieter, speech bands barely move; 0 = off. A new run's setting; a resumed run keeps its own."),
     dropout: float = typer.Option(0.0, "--dropout", min=0.0, max=0.6, help="Dropout between the network's layers while training (regularises a network trained on few speakers; inference is unchanged). A new run's setting; a resumed run keeps its own."),
     recipe_version: Optional[int] = typer.Option(None, "--recipe", help="Mixture recipe: 2 (SNR uniform in -5..40 dB), 4 (75% of mixtures in -5..20 dB) or 5 (as 4, 25% reverberant instead of 55%); default: the shipped weights' recipe, or the run's own with --resume."),
     prepare_only: bool = typer.Option(False, "--prepare-only", help="Build rooms and features, then stop."),
@@ -126,6 +130,8 @@ def train(
         # the run's own loss settings (the trainer resumes with them; the exported metadata says so too)
         speech_weight = stored_cfg.get("train", {}).get("speech_weight", 1.0)
         dropout = stored_cfg.get("train", {}).get("dropout", 0.0)
+        gain_gamma = stored_cfg.get("train", {}).get("gain_gamma")
+        sharpen = stored_cfg.get("train", {}).get("sharpen", 0.0)
     size = size or DEFAULT_SIZE
     if recipe_version is not None and stored_recipe is not None and recipe_version != stored_recipe:
         raise UserError(f"--recipe {recipe_version}: the run in {run} trains on recipe {stored_recipe}")
@@ -217,7 +223,7 @@ def train(
                   f"dev {len(dev_data)} sequences")
     recipe = {"command": "percepnet-live train", "corpus": str(corpus), "hours": hours, "dev_hours": dev_hours,
               "seconds": seconds, "rooms": rooms, "size": size, "seed": seed, "recipe": recipe_version,
-              "speech_weight": speech_weight, "dropout": dropout,
+              "speech_weight": speech_weight, "dropout": dropout, "gain_gamma": gain_gamma, "sharpen": sharpen,
               "batch": batch, "crop": crop, "lr": lr,
               "init": str(init) if init else None,
               "dev_every": dev_every}
@@ -227,7 +233,7 @@ def train(
         raise UserError(f"--init: {init} does not exist")
     cfg = TrainConfig(sizes=SIZE_PRESETS[size]._asdict(), batch=batch, crop=crop, lr=lr if lr is not None else 1.5e-3,
                       steps=steps, seed=seed, dev_every=dev_every, speech_weight=speech_weight,
-                      dropout=dropout)
+                      dropout=dropout, gain_gamma=gain_gamma, sharpen=sharpen)
     try:
         summary = run_training(run, train_data, dev_data, cfg, resume, max_minutes, threads=threads, console=console,
                                export_to=export or (run / "weights.npz"), recipe=recipe,

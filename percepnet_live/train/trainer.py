@@ -41,6 +41,8 @@ class TrainConfig:
     seed: int = 1
     speech_weight: float = 1.0       # weight of speech frames in the training loss (the dev loss stays unweighted)
     dropout: float = 0.0             # dropout between layers while training (none at inference)
+    gain_gamma: float | None = None  # exponent of the training loss's gain terms; None: the paper's (the dev loss keeps it)
+    sharpen: float = 0.0             # train on g tanh(k g)^2 instead of g when k > 0 (the dev loss keeps g)
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -195,7 +197,8 @@ def train(run_dir: Path, train_data, dev_data, cfg: TrainConfig | None, resume: 
             b = {k: torch.from_numpy(v) for k, v in train_data.batch(idx, start, crop).items()}
             g, r, v = model(b["features"])
             loss, parts = percepnet_loss(g, r, v, b["gains"], b["strengths"], b["mask"], b["vad"],
-                                         speech_weight=cfg.speech_weight)
+                                         speech_weight=cfg.speech_weight, gain_gamma=cfg.gain_gamma,
+                                         sharpen=cfg.sharpen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
