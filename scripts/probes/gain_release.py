@@ -9,27 +9,12 @@ With --alpha 0 the output is exactly `percepnet-live eval`'s. BENCHMARKS.md, "Se
         --systems noisy,ours --metrics pesq,stoi,si_sdr,dnsmos --limit 12 --csv release.csv
 """
 import argparse
-import math
 
 import numpy as np
+from replay import Replayer, padded, tracks
 
 from percepnet_live import offline, pipeline
-from percepnet_live.constants import HOP, N_BANDS
-from percepnet_live.pipeline import F_GAIN, F_STR, FrameProcessor
-
-
-def network_tracks(x: np.ndarray, processor: FrameProcessor) -> tuple[np.ndarray, np.ndarray]:
-    """The gains and strengths the network gives each hop of ``x`` (processor reset first)."""
-    hops = len(x) // HOP
-    out = np.zeros(HOP, np.float32)
-    g = np.zeros((hops, N_BANDS), np.float32)
-    r = np.zeros_like(g)
-    processor.reset()
-    for t in range(hops):
-        processor.process(np.ascontiguousarray(x[t * HOP:(t + 1) * HOP]), out)
-        g[t] = processor._F[F_GAIN:F_GAIN + N_BANDS]
-        r[t] = processor._F[F_STR:F_STR + N_BANDS]
-    return g, r
+from percepnet_live.pipeline import FrameProcessor
 
 
 def release_limited(g: np.ndarray, alpha: float) -> np.ndarray:
@@ -42,26 +27,16 @@ def release_limited(g: np.ndarray, alpha: float) -> np.ndarray:
 def install(alpha: float) -> None:
     """Replace ``offline.enhance`` (what the eval's 'ours' calls) by the two-pass version."""
     original = offline.enhance
-    replay = FrameProcessor(network=None)
-    replay.use_fixed_gains(np.ones(N_BANDS), np.zeros(N_BANDS))
+    replay = Replayer()
 
     def enhance(x48, processor, progress=None):
         if processor.network is None:
             return original(x48, processor, progress)
-        n, d = len(x48), processor.delay_samples
-        x = np.zeros(math.ceil((n + d) / HOP) * HOP, np.float32)
-        x[:n] = x48
-        g, r = network_tracks(x, processor)
-        g = release_limited(g, alpha)
-        y = np.zeros_like(x)
-        replay.reset()
-        for t in range(len(g)):
-            replay._F[F_GAIN:F_GAIN + N_BANDS] = g[t]
-            replay._F[F_STR:F_STR + N_BANDS] = r[t]
-            replay.process(x[t * HOP:(t + 1) * HOP], y[t * HOP:(t + 1) * HOP])
-        return y[d:d + n].copy()
+        x = padded(x48, processor.delay_samples)
+        g, r = tracks(processor, x)
+        return replay(x, release_limited(g, alpha), r, processor.delay_samples, len(x48))
 
-    assert replay._mode == pipeline.MODE_FIXED
+    assert replay.processor._mode == pipeline.MODE_FIXED
     offline.enhance = enhance
 
 
@@ -74,7 +49,7 @@ def fraction(corpus: str, alpha: float) -> None:
     for i, m in enumerate(corpus_mixtures(corpus, "dev", limit=12)[1]):
         if i % 6:
             continue                                  # one SNR per clip: 12 mixtures
-        g, _ = network_tracks(m.noisy.astype(np.float32), processor)
+        g, _ = tracks(processor, m.noisy.astype(np.float32))
         ratio = g[1:] / np.maximum(g[:-1], 1e-9)
         hit += int((ratio < alpha).sum())
         total += ratio.size

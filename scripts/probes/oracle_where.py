@@ -17,34 +17,16 @@ A hop's gains count as speech when the clean energy of the window they apply to 
 is within 30 dB of the file's loudest hop, widened by one hop either side.
 """
 import argparse
-import math
 
 import numpy as np
+from replay import Replayer, padded, tracks
 
 from percepnet_live import offline
-from percepnet_live.constants import HOP, N_BANDS
-from percepnet_live.pipeline import F_GAIN, F_STR, FrameProcessor
+from percepnet_live.constants import HOP
+from percepnet_live.pipeline import FrameProcessor
 
 SPEECH_DB = 30.0
 LOOKAHEAD_HOPS = 2
-
-
-def tracks(processor: FrameProcessor, x: np.ndarray, clean: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Gains and strengths the processor (network, or oracle when ``clean`` is given) uses at each hop."""
-    hops = len(x) // HOP
-    out = np.zeros(HOP, np.float32)
-    g = np.zeros((hops, N_BANDS), np.float32)
-    r = np.zeros_like(g)
-    processor.reset()
-    for t in range(hops):
-        sl = slice(t * HOP, (t + 1) * HOP)
-        if clean is None:
-            processor.process(np.ascontiguousarray(x[sl]), out)
-        else:
-            processor.process_oracle(np.ascontiguousarray(x[sl]), np.ascontiguousarray(clean[sl]), out)
-        g[t] = processor._F[F_GAIN:F_GAIN + N_BANDS]
-        r[t] = processor._F[F_STR:F_STR + N_BANDS]
-    return g, r
 
 
 def speech_hops(clean: np.ndarray) -> np.ndarray:
@@ -65,32 +47,22 @@ def install(where: str, sharpen: float = 0.0, between_gain: float | None = None)
     from percepnet_live.model.network import Network
 
     net = FrameProcessor(network=Network.load(None))
-    replay = FrameProcessor(network=None)
-    replay.use_fixed_gains(np.ones(N_BANDS), np.zeros(N_BANDS))
+    replay = Replayer()
 
     def enhance_oracle(noisy48, clean48, processor, progress=None):
-        n, d = len(noisy48), processor.delay_samples
-        size = math.ceil((n + d) / HOP) * HOP
-        x = np.zeros(size, np.float32)
-        c = np.zeros(size, np.float32)
-        x[:n], c[:n] = noisy48, clean48
+        d = processor.delay_samples
+        x, c = padded(noisy48, d), padded(clean48, d)
         go, ro = tracks(processor, x, c)
         if sharpen > 0:
             go = go * np.tanh(sharpen * go) ** 2
-        gn, rn = tracks(net, x, None)
+        gn, rn = tracks(net, x)
         if between_gain is not None:
             gn, rn = np.full_like(gn, between_gain), np.zeros_like(rn)
         use = {"all": np.ones(len(go), bool), "none": np.zeros(len(go), bool),
                "speech": speech_hops(c), "between": ~speech_hops(c)}[where]
         g = np.where(use[:, None], go, gn)
         r = np.where(use[:, None], ro, rn)
-        y = np.zeros_like(x)
-        replay.reset()
-        for t in range(len(g)):
-            replay._F[F_GAIN:F_GAIN + N_BANDS] = g[t]
-            replay._F[F_STR:F_STR + N_BANDS] = r[t]
-            replay.process(x[t * HOP:(t + 1) * HOP], y[t * HOP:(t + 1) * HOP])
-        return y[d:d + n].copy()
+        return replay(x, g, r, d, len(noisy48))
 
     offline.enhance_oracle = enhance_oracle
 
