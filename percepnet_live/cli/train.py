@@ -5,6 +5,7 @@ Needs the training extra (``pip install '.[train]'``: torch, scipy, pyroomacoust
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Optional
 
@@ -136,10 +137,8 @@ def train(
             raise UserError(f"--size {size}: the run in {run} trains a {stored_size} network")
         size = size or stored_size
         # the run's own loss settings (the trainer resumes with them; the exported metadata says so too)
-        speech_weight = stored_cfg.get("train", {}).get("speech_weight", 1.0)
-        dropout = stored_cfg.get("train", {}).get("dropout", 0.0)
-        gain_gamma = stored_cfg.get("train", {}).get("gain_gamma")
-        sharpen = stored_cfg.get("train", {}).get("sharpen", 0.0)
+        own = {f.name: f.default for f in fields(TrainConfig)} | stored_cfg.get("train", {})
+        speech_weight, dropout, gain_gamma, sharpen = (own[k] for k in ("speech_weight", "dropout", "gain_gamma", "sharpen"))
     size = size or DEFAULT_SIZE
     if recipe_version is not None and stored_recipe is not None and recipe_version != stored_recipe:
         raise UserError(f"--recipe {recipe_version}: the run in {run} trains on recipe {stored_recipe}")
