@@ -7,6 +7,7 @@ network?). BENCHMARKS.md, "Session 7".
     .venv/bin/python scripts/probes/loss_by_voice.py sources
     .venv/bin/python scripts/probes/loss_by_voice.py voices --source klettres --noise train,dev
     .venv/bin/python scripts/probes/loss_by_voice.py praat      # needs praat-parselmouth (GPL-3; not a dependency)
+    .venv/bin/python scripts/probes/loss_by_voice.py splits     # new voices or new noises: which costs more?
 """
 import argparse
 import collections
@@ -58,12 +59,13 @@ def praat_reader(original, formant: float, pitch: float):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=("sources", "voices", "praat"))
+    ap.add_argument("probe", choices=("sources", "voices", "praat", "splits"))
     ap.add_argument("--corpus", default="/work/shared/corpus")
     ap.add_argument("--weights", default="percepnet_live/model/percepnet_weights.npz")
     ap.add_argument("--rirs", default="cache/rirs-dev-30-s1001.npz", help="a dev room pool from the train cache")
     ap.add_argument("--source", default="klettres", help="voices: the speech source whose voices are listed")
     ap.add_argument("--noise", default="train", help="voices: noise splits, comma-separated")
+    ap.add_argument("-n", type=int, default=64, help="splits: sequences per cell")
     a = ap.parse_args()
     from percepnet_live.train.export import load_into_model
 
@@ -76,6 +78,12 @@ def main() -> None:
               for r in csv.DictReader(open(Path(a.corpus) / "MANIFEST.csv"))}
     split = {s: D.scan_corpus(a.corpus, s) for s in ("train", "dev")}
 
+    if a.probe == "splits":
+        for speech in ("train", "dev"):
+            for noise in ("train", "dev"):
+                loss = loss_on(model, D.Corpus(split[speech].speech, split[noise].noise), rirs, a.n)
+                print(f"{speech:5s} speech, {noise:5s} noise: loss {loss:.3f} ({a.n} sequences)", flush=True)
+        return
     if a.probe == "praat":
         original = D.Corpus.read
         for formant, pitch in PRAAT_SHIFTS:
