@@ -295,3 +295,20 @@ def test_procedural_noises_are_seeded_finite_unit_power_and_distinct():
     tone = synth.tonal(n, np.random.default_rng(6))
     s = np.abs(np.fft.rfft(tone)) ** 2
     assert np.max(s) > 100 * np.median(s)
+
+
+def test_init_from_a_file_trains_the_files_size_unless_told_otherwise(tiny_corpus, tmp_path):
+    from percepnet_live.train.export import export_model
+    from percepnet_live.train.model import SIZE_PRESETS, PercepNetModel
+
+    medium = tmp_path / "medium.npz"
+    export_model(PercepNetModel(SIZE_PRESETS["medium"]), medium, allow_half=False)
+    runner = CliRunner()
+    common = ["train", "--corpus", str(tiny_corpus), "--cache", str(tmp_path / "cache"), "--hours", "0.01",
+              "--dev-hours", "0.005", "--seconds", "3", "--rooms", "1", "--batch", "2", "--crop", "20",
+              "--threads", "1", "--init", str(medium), "--steps", "1", "--lr", "0"]
+    r1 = runner.invoke(app, common + ["--run", str(tmp_path / "m")])          # no --size: the file's
+    assert r1.exit_code == 0, r1.output
+    assert Network.load(tmp_path / "m" / "weights-last.npz").meta["recipe"]["size"] == "medium"
+    r2 = runner.invoke(app, common + ["--run", str(tmp_path / "s"), "--size", "small"])
+    assert r2.exit_code != 0 and "medium" in str(r2.exception) and not (tmp_path / "s" / "last.pt").exists()

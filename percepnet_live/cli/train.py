@@ -81,6 +81,16 @@ The exact commands behind the shipped weights, their data and their scores are i
 """
 
 
+def _preset_of(path: Path, presets: dict) -> Optional[str]:
+    """The --size preset whose widths the weights file at ``path`` has (None for other widths);
+    UserError when the file is not a readable weights file."""
+    from ..model.network import read_weights_file, weights_from_arrays
+
+    arrays, meta = read_weights_file(Path(path))
+    _, sizes = weights_from_arrays(arrays, meta, path)
+    return next((name for name, preset in presets.items() if preset._asdict() == sizes._asdict()), None)
+
+
 def train(
     corpus: Path = typer.Option(..., "--corpus", help="Corpus folder (MANIFEST.csv with train/dev splits) or a folder with speech/ and noise/."),
     cache: Path = typer.Option(Path("cache"), "--cache", help="Where rooms and precomputed features are stored (reused across runs)."),
@@ -89,7 +99,7 @@ def train(
     dev_hours: float = typer.Option(0.07, "--dev-hours", min=0.0, help="Hours of dev-split mixtures for the dev loss (0 = use part of train)."),
     seconds: float = typer.Option(8.0, "--seconds", min=2.0, max=60.0, help="Length of each training sequence in seconds."),
     rooms: int = typer.Option(300, "--rooms", min=0, help="Simulated rooms in the reverberation pool."),
-    size: Optional[str] = typer.Option(None, "--size", help="Network widths: small, medium or large (see BENCHMARKS.md for their cost and quality); default small (the shipped size), or the run's own size with --resume."),
+    size: Optional[str] = typer.Option(None, "--size", help="Network widths: small, medium or large (see BENCHMARKS.md for their cost and quality); default small (the shipped size), the run's own size with --resume, or the --init file's."),
     steps: int = typer.Option(20000, "--steps", min=1, help="Total optimiser steps of the run (may be raised with --resume)."),
     batch: int = typer.Option(16, "--batch", min=1, help="Crops per step."),
     crop: int = typer.Option(200, "--crop", min=10, help="Frames per crop (10 ms each)."),
@@ -139,6 +149,11 @@ def train(
         # the run's own loss settings (the trainer resumes with them; the exported metadata says so too)
         own = {f.name: f.default for f in fields(TrainConfig)} | stored_cfg.get("train", {})
         speech_weight, dropout, gain_gamma, sharpen = (own[k] for k in ("speech_weight", "dropout", "gain_gamma", "sharpen"))
+    if init is not None and not resume and Path(init).is_file():
+        init_size = _preset_of(init, SIZE_PRESETS)
+        if size is not None and init_size is not None and size != init_size:
+            raise UserError(f"--size {size}: {init} holds a {init_size} network")
+        size = size or init_size
     size = size or DEFAULT_SIZE
     if recipe_version is not None and stored_recipe is not None and recipe_version != stored_recipe:
         raise UserError(f"--recipe {recipe_version}: the run in {run} trains on recipe {stored_recipe}")
