@@ -11,9 +11,8 @@ With --alpha 0 the output is exactly `percepnet-live eval`'s. BENCHMARKS.md, "Se
 import argparse
 
 import numpy as np
-from replay import Replayer, padded, tracks
+from replay import replace_network_output, tracks
 
-from percepnet_live import offline, pipeline
 from percepnet_live.pipeline import FrameProcessor
 
 
@@ -25,19 +24,8 @@ def release_limited(g: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def install(alpha: float) -> None:
-    """Replace ``offline.enhance`` (what the eval's 'ours' calls) by the two-pass version."""
-    original = offline.enhance
-    replay = Replayer()
-
-    def enhance(x48, processor, progress=None):
-        if processor.network is None:
-            return original(x48, processor, progress)
-        x = padded(x48, processor.delay_samples)
-        g, r = tracks(processor, x)
-        return replay(x, release_limited(g, alpha), r, processor.delay_samples, len(x48))
-
-    assert replay.processor._mode == pipeline.MODE_FIXED
-    offline.enhance = enhance
+    """Replace the eval's 'ours' by the two-pass version with limited gains."""
+    replace_network_output(lambda processor, x, g, r: (release_limited(g, alpha), r))
 
 
 def fraction(corpus: str, alpha: float) -> None:

@@ -52,3 +52,23 @@ class Replayer:
             p._F[F_STR:F_STR + N_BANDS] = r[t]
             p.process(x[t * HOP:(t + 1) * HOP], y[t * HOP:(t + 1) * HOP])
         return y[delay:delay + n].copy()
+
+
+def replace_network_output(alter) -> None:
+    """Make ``offline.enhance`` (what the eval's 'ours' calls) record the processor's gains and
+    strengths, pass them through ``alter(processor, x, g, r) -> (g, r)`` and replay the result
+    through the same frame code (x: the padded input). Network-less processors run unchanged."""
+    from percepnet_live import offline, pipeline
+
+    original = offline.enhance
+    replay = Replayer()
+    assert replay.processor._mode == pipeline.MODE_FIXED
+
+    def enhance(x48, processor, progress=None):
+        if processor.network is None:
+            return original(x48, processor, progress)
+        x = padded(x48, processor.delay_samples)
+        g, r = alter(processor, x, *tracks(processor, x))
+        return replay(x, g.astype(np.float32), r.astype(np.float32), processor.delay_samples, len(x48))
+
+    offline.enhance = enhance
