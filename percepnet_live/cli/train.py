@@ -81,6 +81,11 @@ The exact commands behind the shipped weights, their data and their scores are i
 """
 
 
+def _preset_named(widths: Optional[dict], presets: dict) -> Optional[str]:
+    """The --size preset with these widths (a Sizes dict), None for other widths."""
+    return next((name for name, preset in presets.items() if preset._asdict() == widths), None)
+
+
 def _preset_of(path: Path, presets: dict) -> Optional[str]:
     """The --size preset whose widths the weights file at ``path`` has (None for other widths);
     UserError when the file is not a readable weights file."""
@@ -88,7 +93,7 @@ def _preset_of(path: Path, presets: dict) -> Optional[str]:
 
     arrays, meta = read_weights_file(Path(path))
     _, sizes = weights_from_arrays(arrays, meta, path)
-    return next((name for name, preset in presets.items() if preset._asdict() == sizes._asdict()), None)
+    return _preset_named(sizes._asdict(), presets)
 
 
 def train(
@@ -141,8 +146,7 @@ def train(
 
         stored_cfg = json.loads((run / "config.json").read_text())
         stored_recipe = stored_cfg.get("recipe", {}).get("recipe")
-        stored = stored_cfg.get("train", {}).get("sizes")
-        stored_size = next((k for k, v in SIZE_PRESETS.items() if v._asdict() == stored), None)
+        stored_size = _preset_named(stored_cfg.get("train", {}).get("sizes"), SIZE_PRESETS)
         if size is not None and stored_size is not None and size != stored_size:
             raise UserError(f"--size {size}: the run in {run} trains a {stored_size} network")
         size = size or stored_size
