@@ -90,10 +90,10 @@ def test_mixture_reaches_its_drawn_snr_and_level(tiny_corpus, recipe):
     assert 6000 < bob.bandwidth_hz <= 8000
 
 
-def test_recipes_4_and_5_weight_the_snr_toward_the_hard_range_and_recipe_2_stays_uniform():
+def test_recipes_4_to_6_weight_the_snr_toward_the_hard_range_and_recipe_2_stays_uniform():
     lo, hi = D.SNR_DB
     split_db, share = D.SNR_SPLIT
-    for recipe, expect_below in ((2, (split_db - lo) / (hi - lo)), (4, share), (5, share)):
+    for recipe, expect_below in ((2, (split_db - lo) / (hi - lo)), (4, share), (5, share), (6, share)):
         rng = np.random.default_rng(11)
         snrs = np.array([D.draw_snr_db(rng, recipe) for _ in range(4000)])
         assert snrs.min() >= lo and snrs.max() <= hi
@@ -189,7 +189,7 @@ def test_train_checkpoint_resume_export_and_runtime_reload(tiny_corpus, tmp_path
     r5 = runner.invoke(app, common + ["--run", str(tmp_path / "a"), "--steps", "9", "--resume", "--recipe", "4"])
     assert r5.exit_code != 0 and "trains on recipe 2" in str(r5.exception)
     r6 = runner.invoke(app, common + ["--run", str(tmp_path / "c"), "--steps", "1", "--recipe", "3"])
-    assert r6.exit_code != 0 and "--recipe must be one of 2, 4, 5" in str(r6.exception)
+    assert r6.exit_code != 0 and "--recipe must be one of 2, 4, 5, 6" in str(r6.exception)
 
     # the exported file loads in the runtime and matches the torch model on real features
     from percepnet_live.train.features import Dataset
@@ -279,7 +279,8 @@ def test_procedural_noises_are_seeded_finite_unit_power_and_distinct():
 
     n = 2 * 48000
     spectra = []
-    for g in synth.GENERATORS:
+    assert set(synth.GENERATORS) < set(synth.GENERATORS_STRUCTURED)
+    for g in synth.GENERATORS_STRUCTURED:
         a = g(n, np.random.default_rng(3))
         b = g(n, np.random.default_rng(3))
         assert np.array_equal(a, b), g.__name__            # same seed, same noise
@@ -295,6 +296,27 @@ def test_procedural_noises_are_seeded_finite_unit_power_and_distinct():
     tone = synth.tonal(n, np.random.default_rng(6))
     s = np.abs(np.fft.rfft(tone)) ** 2
     assert np.max(s) > 100 * np.median(s)
+    # recipe 6's: notes are harmonic (peaked spectrum), knocks are impulsive
+    notes = synth.melodic(n, np.random.default_rng(7))
+    s = np.abs(np.fft.rfft(notes)) ** 2
+    assert np.max(s) > 100 * np.median(s)
+    knocks = synth.impacts(n, np.random.default_rng(8))
+    e = np.mean(knocks[: n // 480 * 480].reshape(-1, 480) ** 2, axis=1)
+    assert np.max(e) > 10 * np.median(e)
+
+
+def test_recipe_6_changes_the_noise_and_keeps_the_speech(tiny_corpus):
+    corpus = D.scan_corpus(tiny_corpus, "train")
+    changed = 0
+    for seed in range(6):
+        a = D.make_sequence(corpus, None, np.random.default_rng(seed), 3.0, recipe=5)
+        b = D.make_sequence(corpus, None, np.random.default_rng(seed), 3.0, recipe=6)
+        assert (a.info["speaker"], a.info["kind"]) == (b.info["speaker"], b.info["kind"])
+        if np.any(a.clean):                                  # same speech, at its own drawn level
+            c = np.dot(a.clean, b.clean) / np.sqrt(np.dot(a.clean, a.clean) * np.dot(b.clean, b.clean))
+            assert c > 0.9999
+        changed += not np.allclose(a.noisy - a.clean, b.noisy - b.clean)
+    assert changed >= 3
 
 
 def test_init_from_a_file_trains_the_files_size_unless_told_otherwise(tiny_corpus, tmp_path):

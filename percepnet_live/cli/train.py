@@ -26,17 +26,18 @@ Recipe (every draw is seeded: the same command gives the same data):
     split (or any folder with speech/ and noise/ of wav/flac/opus):
     one speaker's clips with 0.1-1 s pauses, speed-perturbed x0.9-1.1
     (pitch and tempo), random 2nd-order spectral tilt and peaking EQ;
-    55% reverberant (--recipe 5: 25%), target = direct path + 50 ms
-    of early reflections;
+    55% reverberant (--recipe 5 and 6: 25%), target = direct path +
+    50 ms of early reflections;
     1-3 noise layers: corpus noise (50%: looped, speed x0.8-1.25, own
     tilt/EQ, a third under a slow swelling envelope), babble of 3-7
     other training speakers (15%), or a procedural noise (35%:
     randomly shaped broadband, tonal hum/whine, swelling, clicks;
-    train/synth.py); 30% of noises reverberant; SNR -5..40 dB
-    (--recipe 2: uniform; --recipe 4 and 5: 75% in -5..20 dB, 25%
-    in 20..40 dB), speech level -45..-10 dBFS; 5% speech-only and 5%
-    noise-only sequences. The dev split (--dev-hours) gives the dev
-    loss. Feature folders are named after the seed, the sequence
+    --recipe 6 adds melodic notes and ringing impacts and plays half
+    the corpus noises backwards; train/synth.py); 30% of noises
+    reverberant; SNR -5..40 dB (--recipe 2: uniform; --recipe 4 to 6:
+    75% in -5..20 dB, 25% in 20..40 dB), speech level -45..-10 dBFS;
+    5% speech-only and 5% noise-only sequences. The dev split
+    (--dev-hours) gives the dev loss. Feature folders are named after the seed, the sequence
     length and the recipe version (CACHE/features-train-s1-8s-r2).
 
  3. Features and oracle targets come from the runtime's own numba
@@ -121,7 +122,7 @@ def train(
     gain_gamma: Optional[float] = typer.Option(None, "--gain-gamma", min=0.05, max=1.0, help="Exponent of the gain terms of the training loss (default: PercepNet's 0.5; RNNoise 0.2 uses 1/6, which charges noise left between words far more). A new run's setting; a resumed run keeps its own."),
     sharpen: float = typer.Option(0.0, "--sharpen", min=0.0, max=20.0, help="Train on the sharpened target g*tanh(K*g)^2 instead of the oracle gain g (K = 5 in RNNoise 0.2): bands the noise dominates are asked to go quieter, speech bands barely move; 0 = off. A new run's setting; a resumed run keeps its own."),
     dropout: float = typer.Option(0.0, "--dropout", min=0.0, max=0.6, help="Dropout between the network's layers while training (regularises a network trained on few speakers; inference is unchanged). A new run's setting; a resumed run keeps its own."),
-    recipe_version: Optional[int] = typer.Option(None, "--recipe", help="Mixture recipe: 2 (SNR uniform in -5..40 dB), 4 (75% of mixtures in -5..20 dB) or 5 (as 4, 25% reverberant instead of 55%); default: the shipped weights' recipe, or the run's own with --resume."),
+    recipe_version: Optional[int] = typer.Option(None, "--recipe", help="Mixture recipe: 2 (SNR uniform in -5..40 dB), 4 (75% of mixtures in -5..20 dB), 5 (as 4, 25% reverberant instead of 55%) or 6 (as 5, with melodic and impact noises and reversed corpus noise); default: the shipped weights' recipe, or the run's own with --resume."),
     prepare_only: bool = typer.Option(False, "--prepare-only", help="Build rooms and features, then stop."),
     accept_stale: bool = typer.Option(False, "--accept-stale-features", help="Keep adding shards to a feature folder begun by another version of the frame code (development only; recorded in dataset.json)."),
 ) -> None:

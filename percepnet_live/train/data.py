@@ -20,7 +20,8 @@ One training sequence (``make_sequence``), all draws from one seeded generator:
       tilt/EQ, a third of them under a slow swelling envelope; 50 %), babble (3-7 other training
       speakers summed; 15 %) or a procedural noise from ``synth`` (shaped broadband, tonal hum and
       whine, swelling, clicks; a mains hum added 30 % of the time; 35 %), layered 0-15 dB apart;
-      30 % of noises reverberated;
+      30 % of noises reverberated; recipe 6 adds melodic and impact noises to the procedural ones
+      and plays half the corpus noise clips backwards;
     * SNR (active speech level against the noise power) in -5..40 dB: uniform over the whole range
       in recipe 2; in recipes 4 and 5, 75 % of mixtures uniform in -5..20 dB and 25 % in 20..40 dB
       (the range where suppression decides what a listener hears gets three times the density of
@@ -52,7 +53,7 @@ ACTIVE_RANGE_DB = 40.0
 RECIPE = 2
 """Version of the mixture recipe the shipped weights were trained on. Feature folders are named and
 checked by the version (1: corpus noise, babble and coloured noise; 2: the procedural noises of
-``synth`` and swelling corpus noises; 3 was a speed-perturbation experiment on a branch; 4 and 5:
+``synth`` and swelling corpus noises; 3 was a speed-perturbation experiment on a branch; 4 to 6:
 see ``RECIPE_KNOBS``)."""
 
 
@@ -64,6 +65,9 @@ class RecipeKnobs:
     """Draw the SNR by ``SNR_SPLIT`` (more mixtures in the hard range) instead of uniformly."""
     p_reverb: float
     """Share of sequences whose speech is reverberant (target: its early reflections)."""
+    structured_noise: bool = False
+    """Procedural noises include ``synth``'s melodic and impact families, and half the corpus noise
+    clips play backwards (new noise textures from the same 0.35 h of recordings)."""
 
 
 RECIPE_KNOBS = {
@@ -72,6 +76,9 @@ RECIPE_KNOBS = {
     # 5: fewer dereverberation targets: networks trained on 55 % took 1.5 dB off dry, clean speech
     # (BENCHMARKS.md, session 6); 25 % gave back 0.3 dB of it
     5: RecipeKnobs(weighted_snr=True, p_reverb=0.25),
+    # 6: unseen noises cost the network as much as unseen voices (BENCHMARKS.md, session 9): more
+    # kinds of noise than the corpus's few recordings, on top of recipe 5
+    6: RecipeKnobs(weighted_snr=True, p_reverb=0.25, structured_noise=True),
 }
 RECIPES = tuple(RECIPE_KNOBS)
 """The versions this code can still make (``make_sequence(recipe=...)``, ``train --recipe``)."""
@@ -341,7 +348,8 @@ def _speech_track(corpus: Corpus, rng: np.random.Generator, n: int, speaker: str
     return out, bw, speaker
 
 
-def _noise_layer(corpus: Corpus, rng: np.random.Generator, n: int, exclude_speaker: str | None) -> tuple[np.ndarray, str]:
+def _noise_layer(corpus: Corpus, rng: np.random.Generator, n: int, exclude_speaker: str | None,
+                 structured: bool = False) -> tuple[np.ndarray, str]:
     u = rng.random()
     if u < P_BABBLE and len(corpus.speakers) > 3:
         others = [s for s in corpus.speakers if s != exclude_speaker]
@@ -355,7 +363,7 @@ def _noise_layer(corpus: Corpus, rng: np.random.Generator, n: int, exclude_speak
                 y += t / np.sqrt(p) * 10 ** (rng.uniform(-6, 0) / 20)
         return y, "babble"
     if u < P_BABBLE + P_SYNTHETIC:
-        y, name = synth.random_noise(n, rng)
+        y, name = synth.random_noise(n, rng, structured)
         if rng.random() < 0.3:
             t = np.arange(n) / SAMPLE_RATE
             mains = 50.0 if rng.random() < 0.5 else 60.0
@@ -364,6 +372,8 @@ def _noise_layer(corpus: Corpus, rng: np.random.Generator, n: int, exclude_speak
         return colour(y, rng), name
     clip = corpus.noise[int(rng.integers(len(corpus.noise)))]
     x, sr = corpus.read(clip)
+    if structured and rng.random() < 0.5:
+        x = x[::-1]
     speed = float(rng.uniform(*NOISE_SPEED_RANGE)) if rng.random() < 0.5 else 1.0
     y = resample(x, sr * speed)
     if len(y) == 0 or not np.any(y):
@@ -406,7 +416,7 @@ def make_sequence(corpus: Corpus, rirs, rng: np.random.Generator, seconds: float
     noise = np.zeros(n)
     layers = []
     for i in range(int(rng.choice([1, 1, 2, 2, 3]))):
-        y, name = _noise_layer(corpus, rng, n, speaker)
+        y, name = _noise_layer(corpus, rng, n, speaker, RECIPE_KNOBS[recipe].structured_noise)
         p = np.mean(y ** 2)
         if p > 0:
             noise += y / np.sqrt(p) * 10 ** ((0 if i == 0 else -rng.uniform(0, 15)) / 20)

@@ -14,8 +14,16 @@ Every generator takes the length in samples and a seeded generator and returns f
 * ``clicks``: Poisson-timed short bursts (2-60 ms decays) of shaped noise over a quiet shaped floor:
   keyboards, mouse clicks, cutlery, tapping.
 
-``random_noise`` draws one of them; ``modulate`` puts a slow random envelope on any signal (used on
-corpus noises too).
+Recipe 6 adds two structured families, harmonic and ringing noises that a pitch-driven suppressor
+can mistake for a voice:
+
+* ``melodic``: 1-3 voices of notes (harmonic tones with attack/decay, vibrato, and glides of up to
+  an octave: music, chimes, ringtones, sirens, bird-like chirps) over a shaped floor;
+* ``impacts``: Poisson-timed knocks whose ringing is a sum of damped modes (dishes, doors,
+  cutlery on a plate, footsteps) over a shaped floor.
+
+``random_noise`` draws one of a recipe's families; ``modulate`` puts a slow random envelope on any
+signal (used on corpus noises too).
 """
 
 from __future__ import annotations
@@ -106,11 +114,65 @@ def clicks(n: int, rng: np.random.Generator) -> np.ndarray:
     return _unit(_unit(y) + 10 ** (floor_db / 20) * shaped(n, rng))
 
 
+def melodic(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Notes of 1-3 voices: harmonic tones with envelopes, vibrato and glides, over a shaped floor."""
+    y = np.zeros(n)
+    for _ in range(int(rng.integers(1, 4))):
+        lo = float(np.exp(rng.uniform(np.log(100.0), np.log(2500.0))))
+        pos = int(rng.uniform(0, 0.5) * SAMPLE_RATE)
+        while pos < n:
+            m = min(int(np.exp(rng.uniform(np.log(0.06), np.log(0.8))) * SAMPLE_RATE), n - pos)
+            t = np.arange(m) / SAMPLE_RATE
+            f0 = lo * 2 ** rng.uniform(0, 1.5)
+            glide = 2 ** (rng.uniform(-1, 1) * t / max(t[-1], 1e-3)) if rng.random() < 0.3 else 1.0
+            vib = 1 + rng.uniform(0, 0.03) * np.sin(2 * np.pi * rng.uniform(3, 8) * t)
+            phase = 2 * np.pi * f0 * np.cumsum(glide * vib) / SAMPLE_RATE
+            attack = rng.uniform(0.003, 0.05)
+            env = np.minimum(t / attack, 1) * np.exp(-t / rng.uniform(0.05, 1.0))
+            rolloff = rng.uniform(3, 15)                       # dB per harmonic
+            note = np.zeros(m)
+            for h in range(1, int(rng.integers(1, 9)) + 1):
+                if f0 * h * 2 >= SAMPLE_RATE / 2 * 0.95:
+                    break
+                note += 10 ** (-rolloff * (h - 1) / 20) * np.sin(h * phase + rng.uniform(0, 2 * np.pi))
+            y[pos:pos + m] += note * env * 10 ** (rng.uniform(-12, 0) / 20)
+            pos += m + int(rng.uniform(0, 0.3) * SAMPLE_RATE)
+    floor_db = rng.uniform(-40, -10)
+    return _unit(_unit(y) + 10 ** (floor_db / 20) * shaped(n, rng))
+
+
+def impacts(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Poisson-timed knocks ringing as sums of damped modes, over a quiet shaped floor."""
+    rate = float(np.exp(rng.uniform(np.log(0.3), np.log(6.0))))
+    count = int(rng.poisson(rate * n / SAMPLE_RATE)) + 1
+    low, high = sorted(np.exp(rng.uniform(np.log(80.0), np.log(12000.0), 2)))
+    y = np.zeros(n)
+    for _ in range(count):
+        start = int(rng.integers(0, n))
+        m = min(SAMPLE_RATE, n - start)
+        t = np.arange(m) / SAMPLE_RATE
+        hit = np.zeros(m)
+        for _ in range(int(rng.integers(2, 10))):
+            f = float(np.exp(rng.uniform(np.log(low), np.log(high * 1.5))))
+            hit += (10 ** (rng.uniform(-20, 0) / 20) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+                    * np.exp(-t / rng.uniform(0.01, 0.4)))
+        k = min(m, int(0.005 * SAMPLE_RATE))                   # the strike itself: a short noise burst
+        hit[:k] += rng.standard_normal(k) * np.exp(-np.arange(k) / (k / 4)) * rng.uniform(0.1, 1.0)
+        y[start:start + m] += hit * 10 ** (rng.uniform(-20, 0) / 20)
+    floor_db = rng.uniform(-50, -20)
+    return _unit(_unit(y) + 10 ** (floor_db / 20) * shaped(n, rng))
+
+
 GENERATORS = (shaped, tonal, swelling, clicks)
 WEIGHTS = (0.35, 0.25, 0.2, 0.2)
+"""Families and their shares in recipes 2, 4 and 5."""
+GENERATORS_STRUCTURED = GENERATORS + (melodic, impacts)
+WEIGHTS_STRUCTURED = (0.25, 0.15, 0.15, 0.15, 0.15, 0.15)
+"""Families and their shares in recipe 6."""
 
 
-def random_noise(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """One procedural noise of ``n`` samples and the generator's name."""
-    g = GENERATORS[int(rng.choice(len(GENERATORS), p=WEIGHTS))]
+def random_noise(n: int, rng: np.random.Generator, structured: bool = False) -> tuple[np.ndarray, str]:
+    """One procedural noise of ``n`` samples and the generator's name (``structured``: recipe 6's families)."""
+    gens, weights = (GENERATORS_STRUCTURED, WEIGHTS_STRUCTURED) if structured else (GENERATORS, WEIGHTS)
+    g = gens[int(rng.choice(len(gens), p=weights))]
     return g(n, rng), "synthetic-" + g.__name__
