@@ -332,5 +332,10 @@ def test_init_from_a_file_trains_the_files_size_unless_told_otherwise(tiny_corpu
     r1 = runner.invoke(app, common + ["--run", str(tmp_path / "m")])          # no --size: the file's
     assert r1.exit_code == 0, r1.output
     assert Network.load(tmp_path / "m" / "weights-last.npz").meta["recipe"]["size"] == "medium"
+    # a resumed chunk's weights still say which file the run started from
+    r3 = runner.invoke(app, common[:-6] + ["--steps", "2", "--lr", "0", "--resume", "--run", str(tmp_path / "m")])
+    assert r3.exit_code == 0, r3.output
+    meta = Network.load(tmp_path / "m" / "weights-last.npz").meta
+    assert meta["step"] == 2 and meta["recipe"]["init"] == str(medium)
     r2 = runner.invoke(app, common + ["--run", str(tmp_path / "s"), "--size", "small"])
     assert r2.exit_code != 0 and "medium" in str(r2.exception) and not (tmp_path / "s" / "last.pt").exists()

@@ -142,11 +142,13 @@ def train(
 
     console = Console()
     stored_recipe = None
+    started_from = None     # the weights file a resumed run was started from (--init of its first chunk)
     if resume and (run / "config.json").is_file():
         import json
 
         stored_cfg = json.loads((run / "config.json").read_text())
         stored_recipe = stored_cfg.get("recipe", {}).get("recipe")
+        started_from = stored_cfg.get("recipe", {}).get("init")
         stored_size = _preset_named(stored_cfg.get("train", {}).get("sizes"), SIZE_PRESETS)
         if size is not None and stored_size is not None and size != stored_size:
             raise UserError(f"--size {size}: the run in {run} trains a {stored_size} network")
@@ -252,7 +254,7 @@ def train(
               "seconds": seconds, "rooms": rooms, "size": size, "seed": seed, "recipe": recipe_version,
               "speech_weight": speech_weight, "dropout": dropout, "gain_gamma": gain_gamma, "sharpen": sharpen,
               "batch": batch, "crop": crop, "lr": lr,
-              "init": str(init) if init else None,
+              "init": str(init) if init else started_from,
               "dev_every": dev_every}
     if init is not None and resume:
         raise UserError("--init starts a new run; it cannot be combined with --resume")
