@@ -9,7 +9,7 @@ For each weights file:
 3. the attenuation of every other dev noise clip played alone (8 s at -30 dBFS, first second skipped).
 
     .venv/bin/python scripts/generalisation_gap.py --corpus /work/shared/corpus \
-        --rirs cache/rirs-dev-30-s1001.npz percepnet_live/model/percepnet_weights.npz runs/r2/weights.npz
+        --rirs cache/rirs-dev-30-s1001-v2.npz percepnet_live/model/percepnet_weights.npz runs/r2/weights.npz
 """
 
 from __future__ import annotations

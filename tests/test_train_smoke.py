@@ -66,6 +66,14 @@ def test_early_target_keeps_direct_path_and_50_ms_of_reflections():
     assert 0.1 < info["rt60"] < 1.3
 
 
+def test_room_pool_is_the_same_on_every_build_and_other_seeds_give_other_rooms():
+    from percepnet_live.train.rir import build_pool
+
+    a, b, c = build_pool(2, seed=3), build_pool(2, seed=3), build_pool(2, seed=4)
+    assert np.array_equal(a.offsets, b.offsets) and np.array_equal(a.data, b.data)   # ray tracing included
+    assert not np.array_equal(a.get(0)[:len(c.get(0))], c.get(0)[:len(a.get(0))])
+
+
 @pytest.mark.parametrize("recipe", D.RECIPES)
 def test_mixture_reaches_its_drawn_snr_and_level(tiny_corpus, recipe):
     corpus = D.scan_corpus(tiny_corpus)

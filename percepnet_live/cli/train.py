@@ -20,7 +20,8 @@ Recipe (every draw is seeded: the same command gives the same data):
  1. Rooms: --rooms shoebox rooms simulated with pyroomacoustics (hybrid
     image-source + ray tracing; 2.5-15 m, RT60 0.15-1.2 s, source
     0.3-4 m from the mic) plus the corpus's rir/train responses;
-    cached in CACHE/rirs-*.npz (dev: rooms//10 other rooms + rir/dev).
+    cached in CACHE/rirs-*.npz (dev: rooms//10 other rooms + rir/dev);
+    the ray tracer is seeded per room, so every machine builds the same.
 
  2. Mixtures of --seconds each, --hours in total, from CORPUS's train
     split (or any folder with speech/ and noise/ of wav/flac/opus):
@@ -137,7 +138,7 @@ def train(
     from ..train.data import RECIPE, RECIPES
     from ..train.features import Dataset, precompute
     from ..train.model import DEFAULT_SIZE, SIZE_PRESETS
-    from ..train.rir import cached_pool
+    from ..train.rir import POOL_VERSION, cached_pool
     from ..train.trainer import TrainConfig, train as run_training
 
     console = Console()
@@ -179,13 +180,13 @@ def train(
                         TimeElapsedColumn(), TimeRemainingColumn(), console=console)
 
     rir_extra = corpus / "rir" / "train"
-    rir_path = cache / f"rirs-{rooms}-s{seed}.npz"
+    rir_path = cache / f"rirs-{rooms}-s{seed}-v{POOL_VERSION}.npz"
     if not rir_path.is_file():
         with bar(f"simulating {rooms} rooms") as p:
             t = p.add_task("rooms", total=rooms)
             cached_pool(rir_path, rooms, seed, rir_extra if rir_extra.is_dir() else None,
                         progress=lambda i, n: p.update(t, completed=i))
-    dev_rir_path = cache / f"rirs-dev-{max(rooms // 10, 1)}-s{seed + 1000}.npz"
+    dev_rir_path = cache / f"rirs-dev-{max(rooms // 10, 1)}-s{seed + 1000}-v{POOL_VERSION}.npz"
     if dev_hours > 0 and not dev_rir_path.is_file():
         dev_extra = corpus / "rir" / "dev"
         cached_pool(dev_rir_path, max(rooms // 10, 1) if rooms else 0, seed + 1000, dev_extra if dev_extra.is_dir() else None)

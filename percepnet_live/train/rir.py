@@ -10,6 +10,10 @@ Each response is cut so that the direct path sits at ``PRE_DELAY`` samples; the 
 the speech convolved with the *early* part (direct path + the first ``EARLY_MS`` ms of reflections,
 faded out over ``FADE_MS``), so the network learns to remove late reverberation while the voice
 keeps its natural early reflections. The pool is computed once and cached as a pickle-free .npz.
+
+Ray tracing is stochastic: each room's tracer is seeded from (pool seed, room index), so the same
+command builds the same pool on any machine (``POOL_VERSION`` 2; version 1 pools, cached before
+session 10 without the ``-v2`` suffix, left the tracer unseeded and differ from build to build).
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ FADE_MS = 5.0
 
 MAX_SECONDS = 1.5
 """Responses are truncated to this length in seconds (with RT60 <= 1.2 s the tail there is >= 75 dB down)."""
+
+POOL_VERSION = 2
+"""Version of the pool's construction, part of the cache file name (2: seeded ray tracing)."""
 
 
 def align(h: np.ndarray) -> np.ndarray:
@@ -56,8 +63,11 @@ def early_part(h: np.ndarray) -> np.ndarray:
     return e
 
 
-def simulate_room(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """One random shoebox room response at 48 kHz (aligned, normalised to unit direct-path peak)."""
+def simulate_room(rng: np.random.Generator, tracer_seed: int | None = None) -> tuple[np.ndarray, dict]:
+    """One random shoebox room response at 48 kHz (aligned, normalised to unit direct-path peak).
+
+    The room is drawn from ``rng``; the ray tracer's own randomness from ``tracer_seed`` (None: fresh
+    entropy, a different late tail on every call)."""
     import pyroomacoustics as pra
 
     for _ in range(20):
@@ -90,6 +100,8 @@ def simulate_room(rng: np.random.Generator) -> tuple[np.ndarray, dict]:
                              time_thres=min(2 * rt60 + 0.1, MAX_SECONDS), hist_bin_size=0.004)
         room.add_source(src.tolist())
         room.add_microphone(mic.tolist())
+        if tracer_seed is not None:
+            pra.random.seed(tracer_seed)
         room.compute_rir()
         h = align(room.rir[0][0])
         h = h / np.max(np.abs(h))
@@ -140,7 +152,8 @@ def build_pool(n_rooms: int, seed: int, extra_dir: Path | None = None, progress=
     rng = np.random.default_rng(seed)
     rirs = []
     for i in range(n_rooms):
-        rirs.append(simulate_room(rng)[0])
+        tracer_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        rirs.append(simulate_room(rng, tracer_seed)[0])
         if progress:
             progress(i + 1, n_rooms)
     if extra_dir is not None and Path(extra_dir).is_dir():

@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("probe", choices=("sources", "voices", "praat", "splits"))
     ap.add_argument("--corpus", default="/work/shared/corpus")
     ap.add_argument("--weights", default="percepnet_live/model/percepnet_weights.npz")
-    ap.add_argument("--rirs", default="cache/rirs-dev-30-s1001.npz", help="a dev room pool from the train cache")
+    ap.add_argument("--rirs", default="cache/rirs-dev-30-s1001-v2.npz", help="a dev room pool from the train cache")
     ap.add_argument("--source", default="klettres", help="voices: the speech source whose voices are listed")
     ap.add_argument("--noise", default="train", help="voices: noise splits, comma-separated")
     ap.add_argument("-n", type=int, default=64, help="splits: sequences per cell")
