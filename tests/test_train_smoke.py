@@ -66,6 +66,24 @@ def test_early_target_keeps_direct_path_and_50_ms_of_reflections():
     assert 0.1 < info["rt60"] < 1.3
 
 
+def test_a_feature_folder_is_never_extended_from_another_room_pool(tiny_corpus, tmp_path):
+    from percepnet_live.train.features import precompute
+    from percepnet_live.train.rir import RirPool
+
+    pools = []
+    for name, length in (("rirs-1-s1.npz", 300), ("rirs-1-s1-v2.npz", 400)):
+        h = np.zeros(length, np.float32)
+        h[PRE_DELAY] = 1.0
+        RirPool.from_list([h]).save(tmp_path / name)
+        pools.append(tmp_path / name)
+    out = tmp_path / "features"
+    precompute(tiny_corpus, "train", out, hours=0.005, seconds=2.0, seed=1, rir_path=pools[0])
+    with pytest.raises(D.UserError, match="rooms"):       # more shards from other rooms: refused
+        precompute(tiny_corpus, "train", out, hours=0.02, seconds=2.0, seed=1, rir_path=pools[1])
+    desc = precompute(tiny_corpus, "train", out, hours=0.005, seconds=2.0, seed=1, rir_path=pools[1])
+    assert desc["stale_rooms"] and desc["rooms"] == "rirs-1-s1.npz"   # complete: usable, and labelled
+
+
 def test_room_pool_is_the_same_on_every_build_and_other_seeds_give_other_rooms():
     from percepnet_live.train.rir import build_pool
 

@@ -167,15 +167,23 @@ def precompute(corpus_root: Path, split: str, out_dir: Path, hours: float, secon
     todo = [i for i in range(n_shards) if not (out_dir / f"shard_{i:05d}.npz").is_file()]
     desc = {"corpus": str(corpus_root), "split": split, "hours": hours, "seconds": seconds, "seed": seed,
             "rirs": str(rir_path) if rir_path else None, "lookahead_ms": lookahead_ms, "shard_seqs": SHARD_SEQS,
-            "n_shards": n_shards, "frame_code": frame_code_hash(), "recipe": recipe}
+            "n_shards": n_shards, "frame_code": frame_code_hash(), "recipe": recipe,
+            "rooms": Path(rir_path).name if rir_path else None}
     old = out_dir / "dataset.json"
     if old.is_file():
         prev = json.loads(old.read_text())
         if prev.get("mixed_frame_code"):
             desc["mixed_frame_code"] = prev["mixed_frame_code"]
         prev.setdefault("recipe", 1)
-        for k in ("corpus", "split", "seconds", "seed", "lookahead_ms", "shard_seqs", "recipe", "frame_code"):
+        prev.setdefault("rooms", Path(prev["rirs"]).name if prev.get("rirs") else None)
+        for k in ("corpus", "split", "seconds", "seed", "lookahead_ms", "shard_seqs", "recipe", "frame_code", "rooms"):
             if prev.get(k) == desc[k]:
+                continue
+            if k == "rooms" and not todo:
+                # complete, from another room pool (e.g. one built before the ray tracer was seeded):
+                # usable as it is, but another machine would not rebuild it; say so
+                desc["rooms"] = prev.get(k)
+                desc["stale_rooms"] = True
                 continue
             if k == "frame_code" and accept_stale and todo:
                 desc["mixed_frame_code"] = sorted(set(prev.get("mixed_frame_code") or [prev.get(k)]) | {desc[k]})
