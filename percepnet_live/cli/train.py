@@ -66,16 +66,16 @@ Recipe (every draw is seeded: the same command gives the same data):
     new run from such a file (checkpoints do not travel; weights do).
 
 The shipped weights, from scratch: a base run on the defaults (a, b),
-then a fine-tune of it on recipe 5 with speech frames counted 3 times (c, d):
+then a fine-tune of it on recipe 6 with speech frames counted 3 times (c, d):
 
 (a) percepnet-live train --corpus ../shared/corpus --run runs/s1 --steps 5100
 
 (b) percepnet-live train --corpus ../shared/corpus --run runs/s1 --resume --steps 9013 --lr 2e-4
 
-(c) percepnet-live train --corpus ../shared/corpus --run runs/w5 --recipe 5 --speech-weight 3
+(c) percepnet-live train --corpus ../shared/corpus --run runs/n6 --recipe 6 --speech-weight 3
 --init runs/s1/weights-last.npz --lr 5e-4 --steps 2500
 
-(d) percepnet-live train --corpus ../shared/corpus --run runs/w5 --resume --steps 3500 --lr 1.5e-4
+(d) percepnet-live train --corpus ../shared/corpus --run runs/n6 --resume --steps 3500 --lr 1.5e-4
 
 More chunks: percepnet-live train --corpus ../shared/corpus --resume --steps N (a lower --lr anneals).
 
