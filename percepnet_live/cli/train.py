@@ -38,8 +38,9 @@ Recipe (every draw is seeded: the same command gives the same data):
     reverberant; SNR -5..40 dB (--recipe 2: uniform; --recipe 4 to 6:
     75% in -5..20 dB, 25% in 20..40 dB), speech level -45..-10 dBFS;
     5% speech-only and 5% noise-only sequences. The dev split
-    (--dev-hours) gives the dev loss. Feature folders are named after the seed, the sequence
-    length and the recipe version (CACHE/features-train-s1-8s-r2).
+    (--dev-hours) gives the dev loss. Feature folders are named after
+    the seed, the sequence length and the recipe version
+    (CACHE/features-train-s1-8s-r2).
 
  3. Features and oracle targets come from the runtime's own numba
     frame code (pipeline.training_frames, 20 ms look-ahead), stored

@@ -23,7 +23,7 @@ One training sequence (``make_sequence``), all draws from one seeded generator:
       30 % of noises reverberated; recipe 6 adds melodic and impact noises to the procedural ones
       and plays half the corpus noise clips backwards;
     * SNR (active speech level against the noise power) in -5..40 dB: uniform over the whole range
-      in recipe 2; in recipes 4 and 5, 75 % of mixtures uniform in -5..20 dB and 25 % in 20..40 dB
+      in recipe 2; in recipes 4 to 6, 75 % of mixtures uniform in -5..20 dB and 25 % in 20..40 dB
       (the range where suppression decides what a listener hears gets three times the density of
       the almost clean one); active speech level uniform in -45..-10 dBFS, then the whole mixture
       scaled down if its peak would exceed 0.99.

@@ -132,7 +132,7 @@ def melodic(n: int, rng: np.random.Generator) -> np.ndarray:
             rolloff = rng.uniform(3, 15)                       # dB per harmonic
             note = np.zeros(m)
             for h in range(1, int(rng.integers(1, 9)) + 1):
-                if f0 * h * 2 >= SAMPLE_RATE / 2 * 0.95:
+                if f0 * h * 2 >= SAMPLE_RATE / 2 * 0.95:    # a glide may double f0: stay below Nyquist
                     break
                 note += 10 ** (-rolloff * (h - 1) / 20) * np.sin(h * phase + rng.uniform(0, 2 * np.pi))
             y[pos:pos + m] += note * env * 10 ** (rng.uniform(-12, 0) / 20)
