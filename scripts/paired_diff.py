@@ -12,6 +12,7 @@ BENCHMARKS.md.
     .venv/bin/python scripts/paired_diff.py X.csv X.csv --system-a rnnoise --system-b ours --by-item pesq
 
 ``--by-item METRIC``: instead, each speech clip's mean of METRIC over its SNRs for A and B, and B - A.
+``--by-snr``: the same table once per input SNR (mixtures of that SNR only), then the whole.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def main() -> None:
     ap.add_argument("--system-a", default="ours")
     ap.add_argument("--system-b", default="ours")
     ap.add_argument("--by-item", metavar="METRIC", choices=METRICS)
+    ap.add_argument("--by-snr", action="store_true", help="one table per input SNR before the whole")
     opts = ap.parse_args()
     a, b = scores(opts.a, opts.system_a), scores(opts.b, opts.system_b)
     print(f"A = {opts.system_a} in {opts.a}\nB = {opts.system_b} in {opts.b}")
@@ -74,13 +76,18 @@ def main() -> None:
                 ma, mb = np.mean([a[k][m] for k in keys]), np.mean([b[k][m] for k in keys])
                 print(f"{item:50s} {len(keys):2d} SNRs  A {ma:6.2f}  B {mb:6.2f}  B - A {mb - ma:+6.2f}")
         return
-    print(f"{'metric':8s} {'n':>4s} {'A':>8s} {'B':>8s} {'B - A':>8s}  95 % interval")
-    for m in METRICS:
-        r = paired(a, b, m)
-        if r is None:
-            continue
-        n, ma, mb, d, lo, hi = r
-        print(f"{m:8s} {n:4d} {ma:8.3f} {mb:8.3f} {d:+8.3f}  [{lo:+.3f}, {hi:+.3f}]")
+    groups = [(f"input SNR {snr:g} dB", {k: v for k, v in a.items() if k[1] == snr})
+              for snr in sorted({k[1] for k in a if k in b})] if opts.by_snr else []
+    for title, part in groups + [("all mixtures" if opts.by_snr else "", a)]:
+        if title:
+            print(title)
+        print(f"{'metric':8s} {'n':>4s} {'A':>8s} {'B':>8s} {'B - A':>8s}  95 % interval")
+        for m in METRICS:
+            r = paired(part, b, m)
+            if r is None:
+                continue
+            n, ma, mb, d, lo, hi = r
+            print(f"{m:8s} {n:4d} {ma:8.3f} {mb:8.3f} {d:+8.3f}  [{lo:+.3f}, {hi:+.3f}]")
 
 
 if __name__ == "__main__":
