@@ -55,6 +55,8 @@ STALL_S = 1.0
 """A stream whose callback has not run for this long is considered dead and reopened."""
 HIST_BLOCKS = 64
 """Dry-history length in 10 ms blocks (passthrough can reach this far back)."""
+METER_MAX_DB = 100.0
+"""Largest per-band attenuation the snapshot reports (a gain of 0 reads as this many dB)."""
 
 
 def make_processor(cfg: dict, passthrough: bool = False, no_network: bool = False):
@@ -447,8 +449,8 @@ class Daemon:
         """The state of the daemon in the version-1 schema (cheap, callable from any thread)."""
         s = self.session
         tel = s.telemetry if s is not None else None
-        gains = np.clip(tel.gains if tel is not None else np.ones(N_BANDS, np.float32), 1e-5, 1.0)
-        bands_db = [float(max(0.0, -20.0 * math.log10(float(g)))) for g in gains]
+        gains = tel.gains if tel is not None else np.ones(N_BANDS, np.float32)
+        bands_db = [min(METER_MAX_DB, max(0.0, -20.0 * math.log10(max(float(g), 1e-12)))) for g in gains]
         def dbfs(e: float) -> float:
             return float(10.0 * math.log10(e + 1e-12)) if e > 0 else -120.0
         in_e = tel.in_energy if tel else 0.0
