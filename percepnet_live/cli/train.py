@@ -66,17 +66,17 @@ Recipe (every draw is seeded: the same command gives the same data):
     float16 where no output moves by more than 0.01). --init starts a
     new run from such a file (checkpoints do not travel; weights do).
 
-The shipped weights, from scratch: a base run on the defaults (a, b),
-then a fine-tune of it on recipe 6 with speech frames counted 3 times (c, d):
+The shipped weights, from scratch: a base run on recipe 6 (a, b), then a
+fine-tune of it with speech frames counted 3 times (c, d):
 
-(a) percepnet-live train --corpus ../shared/corpus --run runs/s1 --steps 5100
+(a) percepnet-live train --corpus ../shared/corpus --run runs/b6 --recipe 6 --steps 5100
 
-(b) percepnet-live train --corpus ../shared/corpus --run runs/s1 --resume --steps 9013 --lr 2e-4
+(b) percepnet-live train --corpus ../shared/corpus --run runs/b6 --resume --steps 9013 --lr 2e-4
 
-(c) percepnet-live train --corpus ../shared/corpus --run runs/n6 --recipe 6 --speech-weight 3
---init runs/s1/weights-last.npz --lr 5e-4 --steps 2500
+(c) percepnet-live train --corpus ../shared/corpus --run runs/b6f --recipe 6 --speech-weight 3
+--init runs/b6/weights-last.npz --lr 5e-4 --steps 2500
 
-(d) percepnet-live train --corpus ../shared/corpus --run runs/n6 --resume --steps 3500 --lr 1.5e-4
+(d) percepnet-live train --corpus ../shared/corpus --run runs/b6f --resume --steps 3500 --lr 1.5e-4
 
 More chunks: percepnet-live train --corpus ../shared/corpus --resume --steps N (a lower --lr anneals).
 
@@ -124,7 +124,7 @@ def train(
     gain_gamma: Optional[float] = typer.Option(None, "--gain-gamma", min=0.05, max=1.0, help="Exponent of the gain terms of the training loss (default: PercepNet's 0.5; RNNoise 0.2 uses 1/6, which charges noise left between words far more). A new run's setting; a resumed run keeps its own."),
     sharpen: float = typer.Option(0.0, "--sharpen", min=0.0, max=20.0, help="Train on the sharpened target g*tanh(K*g)^2 instead of the oracle gain g (K = 5 in RNNoise 0.2): bands the noise dominates are asked to go quieter, speech bands barely move; 0 = off. A new run's setting; a resumed run keeps its own."),
     dropout: float = typer.Option(0.0, "--dropout", min=0.0, max=0.6, help="Dropout between the network's layers while training (regularises a network trained on few speakers; inference is unchanged). A new run's setting; a resumed run keeps its own."),
-    recipe_version: Optional[int] = typer.Option(None, "--recipe", help="Mixture recipe: 2 (SNR uniform in -5..40 dB), 4 (75% of mixtures in -5..20 dB), 5 (as 4, 25% reverberant instead of 55%) or 6 (as 5, with melodic and impact noises and reversed corpus noise); default: the shipped weights' recipe, or the run's own with --resume."),
+    recipe_version: Optional[int] = typer.Option(None, "--recipe", help="Mixture recipe: 2 (SNR uniform in -5..40 dB), 4 (75% of mixtures in -5..20 dB), 5 (as 4, 25% reverberant instead of 55%) or 6 (as 5, with melodic and impact noises and reversed corpus noise); default: 2 (the recipe of the runs recorded before session 11; the shipped weights use 6), or the run's own with --resume."),
     prepare_only: bool = typer.Option(False, "--prepare-only", help="Build rooms and features, then stop."),
     accept_stale: bool = typer.Option(False, "--accept-stale-features", help="Keep adding shards to a feature folder begun by another version of the frame code (development only; recorded in dataset.json)."),
 ) -> None:

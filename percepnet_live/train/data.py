@@ -51,7 +51,9 @@ ACTIVE_RANGE_DB = 40.0
 """A 10 ms frame counts as active speech when its energy is within this many dB of the loudest."""
 
 RECIPE = 2
-"""Version of the mixture recipe the shipped weights were trained on. Feature folders are named and
+"""Default version of the mixture recipe (``train --recipe``): the base runs recorded up to session 10
+were trained on it, and it stays the default so that their commands keep their meaning; the shipped
+weights use recipe 6 (``train --help``). Feature folders are named and
 checked by the version (1: corpus noise, babble and coloured noise; 2: the procedural noises of
 ``synth`` and swelling corpus noises; 3 was a speed-perturbation experiment on a branch; 4 to 6:
 see ``RECIPE_KNOBS``)."""
