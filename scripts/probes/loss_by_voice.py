@@ -2,12 +2,15 @@
 """Where the dev loss comes from: the PercepNet loss of a weights file on generated sequences
 (8 s, seed 5, corpus noise only, the dev rooms) per speech source and per voice, and, with
 --praat, on training voices passed through Praat's "Change gender" (are they new speakers to the
-network?). BENCHMARKS.md, "Session 7".
+network?), and with --opus on dev voices passed through the Ogg/Opus 64 kb/s coding the train split's
+files carry (does the codec the training speech went through make dev speech new to the network?).
+BENCHMARKS.md, "Session 7" and "Session 12".
 
     .venv/bin/python scripts/probes/loss_by_voice.py sources
     .venv/bin/python scripts/probes/loss_by_voice.py voices --source klettres --noise train,dev
     .venv/bin/python scripts/probes/loss_by_voice.py praat      # needs praat-parselmouth (GPL-3; not a dependency)
     .venv/bin/python scripts/probes/loss_by_voice.py splits     # new voices or new noises: which costs more?
+    .venv/bin/python scripts/probes/loss_by_voice.py opus       # dev voices as they are and after Opus 64 kb/s
 """
 import argparse
 import collections
@@ -57,9 +60,43 @@ def praat_reader(original, formant: float, pitch: float):
     return read
 
 
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+OPUS_LEVEL_64K = 0.79
+"""libsndfile's compression level that gives about 64 kb/s Opus (measured on speech: 0.8 -> 63 kb/s)."""
+
+
+def opus_roundtrip(x: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
+    """``x`` encoded to Ogg/Opus at about 64 kb/s and decoded again, at an Opus rate."""
+    import io
+
+    import soundfile as sf
+
+    if sr not in OPUS_RATES:
+        x, sr = D.resample(x, sr).astype(np.float32), D.SAMPLE_RATE
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format="OGG", subtype="OPUS", compression_level=OPUS_LEVEL_64K)
+    buf.seek(0)
+    y, sr_out = sf.read(buf, dtype="float32")
+    return y[:len(x)], sr_out
+
+
+def opus_reader(original, kinds: str):
+    """A ``Corpus.read`` that passes the clips of ``kinds`` ("speech", "noise") through Opus 64 kb/s."""
+    cache = {}
+
+    def read(self, clip):
+        x, sr = original(self, clip)
+        if not (("speech" in kinds and clip in self.speech) or ("noise" in kinds and clip in self.noise)):
+            return x, sr
+        if clip.path not in cache:
+            cache[clip.path] = opus_roundtrip(x, sr)
+        return cache[clip.path]
+    return read
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=("sources", "voices", "praat", "splits"))
+    ap.add_argument("probe", choices=("sources", "voices", "praat", "splits", "opus"))
     ap.add_argument("--corpus", default="/work/shared/corpus")
     ap.add_argument("--weights", default="percepnet_live/model/percepnet_weights.npz")
     ap.add_argument("--rirs", default="cache/rirs-dev-30-s1001-v2.npz", help="a dev room pool from the train cache")
@@ -83,6 +120,16 @@ def main() -> None:
             for noise in ("train", "dev"):
                 loss = loss_on(model, D.Corpus(split[speech].speech, split[noise].noise), rirs, a.n)
                 print(f"{speech:5s} speech, {noise:5s} noise: loss {loss:.3f} ({a.n} sequences)", flush=True)
+        return
+    if a.probe == "opus":
+        original = D.Corpus.read
+        for kinds in ("", "speech", "speech+noise"):
+            D.Corpus.read = opus_reader(original, kinds)
+            for noise in ("train", "dev"):
+                loss = loss_on(model, D.Corpus(split["dev"].speech, split[noise].noise), rirs, a.n)
+                print(f"dev speech, {noise:5s} noise, Opus on: {kinds or 'nothing':12s} loss {loss:.3f} ({a.n} sequences)",
+                      flush=True)
+        D.Corpus.read = original
         return
     if a.probe == "praat":
         original = D.Corpus.read
