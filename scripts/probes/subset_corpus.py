@@ -4,9 +4,9 @@ does the network gain from more data? Train on the subset with the shipped recip
 the same run on the whole corpus (BENCHMARKS.md, "Session 12").
 
 The new folder has the source's dev rows unchanged and, from its train split, every ``--keep``-th
-speaker label (and noise category) of each source, in order of their training hours (longest first)
-starting at ``--offset``, so that the mix of sources and the spread of label sizes stay the source's. Audio is not copied: ``train/``, ``dev/`` and ``rir/`` link to
-the source folder.
+speaker label (and noise category) of each source, in order of their training hours (longest
+first) starting at ``--offset``, so that the mix of sources and the spread of label sizes stay the
+source's. Audio is not copied: ``train/``, ``dev/`` and ``rir/`` link to the source folder.
 
     .venv/bin/python scripts/probes/subset_corpus.py /work/shared/corpus runs/corpus_half --keep 2
 """
