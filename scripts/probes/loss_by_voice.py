@@ -40,25 +40,35 @@ def loss_on(model, corpus: D.Corpus, rirs, n: int) -> float:
     return dev_loss(model, ds)["loss"]
 
 
-def praat_reader(original, formant: float, pitch: float):
-    """A ``Corpus.read`` that passes the speech clips ``original`` reads through Praat's Change gender."""
-    import parselmouth
-    from parselmouth.praat import call
-
+def transformed_reader(original, transform, kinds: tuple[str, ...] = ("speech",)):
+    """A ``Corpus.read`` that passes the clips of ``kinds`` that ``original`` reads through
+    ``transform(x, sr) -> (y, sr)``, once per file."""
     cache = {}
 
     def read(self, clip):
         x, sr = original(self, clip)
-        if clip not in self.speech or (formant, pitch) == (1.0, 1.0):
+        if clip.kind not in kinds:
             return x, sr
         if clip.path not in cache:
-            snd = parselmouth.Sound(x.astype(np.float64), sampling_frequency=sr)
-            f0 = call(call(snd, "To Pitch", 0.0, 75, 600), "Get quantile", 0, 0, 0.5, "Hertz")
-            median = f0 * pitch if np.isfinite(f0) else 0.0
-            y = call(snd, "Change gender", 75, 600, formant, median, 1.0, 1.0).values[0]
-            cache[clip.path] = (y[:len(x)].astype(np.float32), sr)
+            cache[clip.path] = transform(x, sr)
         return cache[clip.path]
     return read
+
+
+def praat_gender(formant: float, pitch: float):
+    """Praat's Change gender with these formant and pitch factors, as a ``transformed_reader`` transform."""
+    import parselmouth
+    from parselmouth.praat import call
+
+    def transform(x: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
+        if (formant, pitch) == (1.0, 1.0):
+            return x, sr
+        snd = parselmouth.Sound(x.astype(np.float64), sampling_frequency=sr)
+        f0 = call(call(snd, "To Pitch", 0.0, 75, 600), "Get quantile", 0, 0, 0.5, "Hertz")
+        median = f0 * pitch if np.isfinite(f0) else 0.0
+        y = call(snd, "Change gender", 75, 600, formant, median, 1.0, 1.0).values[0]
+        return y[:len(x)].astype(np.float32), sr
+    return transform
 
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -80,20 +90,6 @@ def opus_roundtrip(x: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
     buf.seek(0)
     y, sr_out = sf.read(buf, dtype="float32")
     return y[:len(x)], sr_out
-
-
-def opus_reader(original, kinds: str):
-    """A ``Corpus.read`` that passes the clips of ``kinds`` ("speech", "noise") through Opus 64 kb/s."""
-    cache = {}
-
-    def read(self, clip):
-        x, sr = original(self, clip)
-        if not (("speech" in kinds and clip in self.speech) or ("noise" in kinds and clip in self.noise)):
-            return x, sr
-        if clip.path not in cache:
-            cache[clip.path] = opus_roundtrip(x, sr)
-        return cache[clip.path]
-    return read
 
 
 def main() -> None:
@@ -125,18 +121,18 @@ def main() -> None:
         return
     if a.probe == "opus":
         original = D.Corpus.read
-        for kinds in ("", "speech", "speech+noise"):
-            D.Corpus.read = opus_reader(original, kinds)
+        for kinds in ((), ("speech",), ("speech", "noise")):
+            D.Corpus.read = transformed_reader(original, opus_roundtrip, kinds)
             for noise in ("train", "dev"):
                 loss = loss_on(model, D.Corpus(split["dev"].speech, split[noise].noise), rirs, a.n)
-                print(f"dev speech, {noise:5s} noise, Opus on: {kinds or 'nothing':12s} loss {loss:.3f} ({a.n} sequences)",
+                print(f"dev speech, {noise:5s} noise, Opus on: {'+'.join(kinds) or 'nothing':12s} loss {loss:.3f} ({a.n} sequences)",
                       flush=True)
         D.Corpus.read = original
         return
     if a.probe == "praat":
         original = D.Corpus.read
         for formant, pitch in PRAAT_SHIFTS:
-            D.Corpus.read = praat_reader(original, formant, pitch)
+            D.Corpus.read = transformed_reader(original, praat_gender(formant, pitch))
             loss = loss_on(model, D.Corpus(split["train"].speech, split["train"].noise), rirs, 32)
             print(f"train voices, formants x{formant:g}, pitch x{pitch:g}: loss {loss:.3f}", flush=True)
         D.Corpus.read = original
